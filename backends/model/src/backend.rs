@@ -1,0 +1,76 @@
+//! The boundary every backend implements.
+
+use crate::diff::StateDiff;
+use crate::state::ProxyState;
+
+/// What a sync asks of a backend.
+#[derive(Clone, Copy, Debug)]
+pub enum SyncRequest<'a> {
+    /// Make the kernel match the whole state: on start, after a failed sync, and every
+    /// `--sync-period`. A backend still sends only what differs from what it committed
+    /// (or finds), and repairs drift.
+    Full,
+    /// Only these changes happened since the last successful sync.
+    Changes(&'a StateDiff),
+}
+
+/// What one sync did, for logs and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Service ports programmed after the sync.
+    pub service_ports: usize,
+    /// Endpoints programmed after the sync.
+    pub endpoints: usize,
+    /// Operations sent to the kernel in this sync (0 when nothing had to change).
+    pub operations: usize,
+    /// Kernel objects (rules, chains, map elements, virtual servers) after the sync.
+    pub kernel_objects: usize,
+}
+
+/// What a cleanup removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// One line per removed thing (a table, a chain, a virtual server, an address).
+    pub removed: Vec<String>,
+}
+
+/// Why a backend could not sync. Every variant says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The kernel (or its tool) refused the update. What was programmed before is
+    /// still in place; the sync is retried with backoff.
+    #[error("the kernel refused the update: {detail}")]
+    Refused {
+        /// The kernel's or the tool's words.
+        detail: String,
+    },
+    /// A tool or kernel feature the backend needs is missing.
+    #[error("{what} is not available: {hint}")]
+    Unavailable {
+        /// What is missing.
+        what: String,
+        /// How to get it (a Debian package, a kernel module, another --mode).
+        hint: String,
+    },
+    /// Any other failure, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A backend renders the [`ProxyState`] into the kernel. It knows nothing about
+/// Kubernetes objects, only the state.
+///
+/// The sync loop guarantees: `sync` is called from one thread at a time; the first
+/// call is [`SyncRequest::Full`]; after a failed call the next one is `Full`;
+/// [`SyncRequest::Changes`] holds exactly the changes since the last successful call.
+pub trait Backend: Send {
+    /// The mode's name (`nftables`, `iptables`, `ipvs`, `userspace`).
+    fn mode(&self) -> &'static str;
+
+    /// Makes the kernel match `state`. On error, what worked before must still work
+    /// (B34).
+    fn sync(&mut self, state: &ProxyState, request: SyncRequest<'_>) -> Result<SyncReport, BackendError>;
+
+    /// Removes everything this backend ever created (B28), and nothing else (B27).
+    fn cleanup(&mut self) -> Result<CleanupReport, BackendError>;
+}
