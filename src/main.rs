@@ -1,1 +1,134 @@
-fn main() {}
+//! The `kube-ferry` command.
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use ferry_model::{Backend, StateBuilder};
+use kube_ferry::cli::{Cli, Command, LogFormat, Mode, RenderArgs, RunArgs};
+use kube_ferry::controller::{Controller, ControllerConfig, Source};
+use kube_ferry::examples::{EXAMPLES, EXAMPLE_NODE};
+use kube_ferry::source::api::{make_client, ApiTarget};
+use kube_ferry::source::file::ManifestDir;
+use kube_ferry::sync::SyncTiming;
+use kube_ferry::tracker::ChangeTracker;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Render(args)) => render(&args),
+        Some(Command::Version) => {
+            println!("kube-ferry {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kube-ferry: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// This machine's host name, lower-cased as the kubelet registers it.
+fn host_name() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").context("cannot read the host name")?;
+    Ok(name.trim().to_lowercase())
+}
+
+/// The backend for `mode`, or an error saying it is not there.
+fn backend_for(mode: Mode) -> anyhow::Result<Box<dyn Backend>> {
+    bail!(
+        "--mode {}: this build of kube-ferry has no {} backend yet; `kube-ferry render --mode {}` shows what it would program",
+        mode.name(),
+        mode.name(),
+        mode.name()
+    )
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let timing = SyncTiming::new(args.min_sync_period, args.sync_period).map_err(anyhow::Error::msg)?;
+    let node_name = match &args.hostname_override {
+        Some(name) => name.clone(),
+        None => host_name()?,
+    };
+    let backend = backend_for(args.mode)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let source = match &args.manifests {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    bail!("--manifests {}: not a directory", dir.display());
+                }
+                Source::Dir(dir.clone())
+            }
+            None => {
+                let target = ApiTarget { kubeconfig: args.kubeconfig.clone(), master: args.master.clone() };
+                Source::Api(make_client(&target).await?)
+            }
+        };
+        let config = ControllerConfig {
+            node_name,
+            timing,
+            healthz_addr: args.healthz_bind_address.0,
+            metrics_addr: args.metrics_bind_address.0,
+            health_check_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+        };
+        let mut controller = Controller::start(config, source, backend).await?;
+        tokio::select! {
+            _ = controller.wait() => {}
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping (rules stay in place)"),
+        }
+        controller.stop().await;
+        Ok(())
+    })
+}
+
+fn render(args: &RenderArgs) -> anyhow::Result<()> {
+    let tracker = ChangeTracker::new();
+    let (node, errors) = match &args.manifests {
+        Some(dir) => {
+            let node = match &args.node {
+                Some(n) => n.clone(),
+                None => host_name()?,
+            };
+            if !Path::new(dir).is_dir() {
+                bail!("--manifests {}: not a directory", dir.display());
+            }
+            let errors = ManifestDir::new(dir, &node).scan(&tracker);
+            (node, errors)
+        }
+        None => {
+            let node = args.node.clone().unwrap_or_else(|| EXAMPLE_NODE.to_owned());
+            let errors = ManifestDir::new(Path::new("examples"), &node).load_texts(EXAMPLES, &tracker);
+            (node, errors)
+        }
+    };
+    for e in &errors {
+        eprintln!("kube-ferry: {e}");
+    }
+    let mut builder = StateBuilder::new(&node);
+    tracker.take().apply_to(&mut builder);
+    builder.rebuild();
+    let rejections: Vec<_> = builder.rejections().cloned().collect();
+    println!("# kube-ferry render --mode {} (node {node})", args.mode.name());
+    println!("# The {} backend is not built yet: this is the model it will program.", args.mode.name());
+    print!("{}", kube_ferry::render::model_table(builder.state(), &rejections));
+    Ok(())
+}

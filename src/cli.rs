@@ -1,0 +1,221 @@
+//! The command line (clap). Flags are spelled as kube-proxy spells them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+/// kube-ferry: a drop-in replacement for kube-proxy.
+#[derive(Debug, Parser)]
+#[command(name = "kube-ferry", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `run` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The flags of `run`, accepted without the word `run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Proxy Services on this node (the default).
+    Run(RunArgs),
+    /// Print what a mode would program for a set of manifests, without root and
+    /// without touching the kernel.
+    Render(RenderArgs),
+    /// Print the version.
+    Version,
+}
+
+/// The proxy modes (`--mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// One nftables table of kube-ferry's own.
+    Nftables,
+    /// KUBE-style iptables chains.
+    Iptables,
+    /// IPVS virtual servers.
+    Ipvs,
+    /// A TCP/UDP proxy in user space.
+    Userspace,
+}
+
+impl Mode {
+    /// The mode's name as `--mode` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Nftables => "nftables",
+            Mode::Iptables => "iptables",
+            Mode::Ipvs => "ipvs",
+            Mode::Userspace => "userspace",
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The flags of `run`.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// The proxy mode.
+    #[arg(long, alias = "proxy-mode", value_enum, default_value = "nftables")]
+    pub mode: Mode,
+    /// This node's name, if not the host name.
+    #[arg(long)]
+    pub hostname_override: Option<String>,
+    /// The pod network's CIDRs, one per family, comma-separated: traffic from outside
+    /// them is masqueraded.
+    #[arg(long, value_delimiter = ',', value_parser = parse_cidr_flag)]
+    pub cluster_cidr: Vec<IpNet>,
+    /// Node addresses NodePorts answer on: CIDRs, or `primary`; all when empty.
+    #[arg(long, value_delimiter = ',')]
+    pub nodeport_addresses: Vec<String>,
+    /// Masquerade all traffic to services.
+    #[arg(long)]
+    pub masquerade_all: bool,
+    /// The least time between two syncs (Go duration: 1s, 500ms, 0 = every change).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub min_sync_period: Duration,
+    /// The time between full resyncs (Go duration; at least --min-sync-period).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub sync_period: Duration,
+    /// Where /healthz and /livez listen (IP:port, or IP for port 10256; "" for none).
+    #[arg(long, default_value = "0.0.0.0:10256", value_parser = |s: &str| parse_bind(s, 10256))]
+    pub healthz_bind_address: BindAddress,
+    /// Where /metrics listens (IP:port, or IP for port 10249; "" for none).
+    #[arg(long, default_value = "127.0.0.1:10249", value_parser = |s: &str| parse_bind(s, 10249))]
+    pub metrics_bind_address: BindAddress,
+    /// Read Services, EndpointSlices and Nodes from the YAML/JSON files in DIR instead
+    /// of an API server (changes are picked up while running).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["kubeconfig", "master"])]
+    pub manifests: Option<PathBuf>,
+    /// A kubeconfig file (default: in-cluster configuration).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The API server's URL (overrides the kubeconfig's).
+    #[arg(long)]
+    pub master: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// The flags of `render`.
+#[derive(Clone, Debug, Args)]
+pub struct RenderArgs {
+    /// The mode whose output to print.
+    #[arg(long, alias = "proxy-mode", value_enum, default_value = "nftables")]
+    pub mode: Mode,
+    /// The manifests to render (default: the built-in examples).
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// The node to render for (default: node-a for the examples, else the host name).
+    #[arg(long)]
+    pub node: Option<String>,
+}
+
+/// An optional listen address (`""` disables the server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindAddress(pub Option<SocketAddr>);
+
+fn parse_bind(text: &str, default_port: u16) -> Result<BindAddress, String> {
+    if text.is_empty() {
+        return Ok(BindAddress(None));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(BindAddress(Some(addr)));
+    }
+    text.parse::<IpAddr>()
+        .map(|ip| BindAddress(Some(SocketAddr::new(ip, default_port))))
+        .map_err(|_| format!("{text:?} is not IP:PORT or IP"))
+}
+
+fn parse_cidr_flag(text: &str) -> Result<IpNet, String> {
+    ferry_model::addr::parse_cidr(text.trim())
+}
+
+/// Parses a Go duration (`1s`, `500ms`, `1m30s`, `1.5s`, `0`), as kube-proxy's flags take.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration (like 1s, 500ms, 1m30s or 0)");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let (number, tail) = rest.split_at(number_len);
+        let value: f64 = number.parse().map_err(|_| bad())?;
+        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = tail;
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn run_is_the_default_and_proxy_mode_is_an_alias() {
+        let cli = Cli::try_parse_from(["kube-ferry", "--proxy-mode", "ipvs", "--manifests", "/tmp"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.mode, Mode::Ipvs);
+        let cli = Cli::try_parse_from(["kube-ferry", "run", "--mode", "iptables"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Run(ref r)) if r.mode == Mode::Iptables));
+    }
+
+    #[test]
+    fn defaults_match_kube_proxy() {
+        let cli = Cli::try_parse_from(["kube-ferry"]).unwrap();
+        assert_eq!(cli.run.healthz_bind_address.0, Some("0.0.0.0:10256".parse().unwrap()));
+        assert_eq!(cli.run.metrics_bind_address.0, Some("127.0.0.1:10249".parse().unwrap()));
+        assert_eq!(cli.run.min_sync_period, Duration::from_secs(1));
+        assert_eq!(cli.run.sync_period, Duration::from_secs(30));
+        let cli = Cli::try_parse_from(["kube-ferry", "--healthz-bind-address", "127.0.0.1", "--cluster-cidr", "10.244.0.0/16,fd00::/48"]).unwrap();
+        assert_eq!(cli.run.healthz_bind_address.0, Some("127.0.0.1:10256".parse().unwrap()));
+        assert_eq!(cli.run.cluster_cidr.len(), 2);
+    }
+
+    #[test]
+    fn manifests_conflict_with_a_cluster() {
+        assert!(Cli::try_parse_from(["kube-ferry", "--manifests", "/tmp", "--master", "http://x"]).is_err());
+    }
+}
