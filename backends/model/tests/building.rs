@@ -1,5 +1,8 @@
 //! Building the state from many objects: B3, B4, B5, B13, B16-B18, B33, and the diff.
 
+// Tests build object lists inline; the clones keep them readable.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 mod common;
 
 use common::*;

@@ -109,7 +109,7 @@ fn admit_spec(
         (_, Some(ip)) if !ip.is_empty() => vec![ip.as_str()],
         _ => return Err("spec.clusterIPs is empty: the service has no cluster IP yet".into()),
     };
-    if cluster_ip_texts.iter().any(|ip| *ip == "None") {
+    if cluster_ip_texts.contains(&"None") {
         return Ok(None);
     }
     let mut cluster_ips = Vec::with_capacity(cluster_ip_texts.len());
@@ -134,7 +134,7 @@ fn admit_spec(
         };
         let port_name: Arc<str> = port.name.as_deref().unwrap_or("").into();
         if let Some(dup) = ports.iter().find(|p| {
-            (p.port == number && p.protocol == protocol) || (p.name == port_name && p.protocol == protocol)
+            p.protocol == protocol && (p.port == number || p.name == port_name)
         }) {
             return Err(format!(
                 "spec.ports[{i}] ({number}/{protocol}, name {port_name:?}) repeats port {}/{} (name {:?})",
