@@ -217,3 +217,19 @@ async fn the_nodes_zone_and_deletion_come_from_its_node_object() {
     assert_eq!(reqwest::get(&livez).await.unwrap().status(), 200, "livez ignores the node");
     controller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_keep_the_watch_going_without_relists() {
+    let api = FakeApiServer::start().await.unwrap();
+    api.set_bookmark_interval(Some(Duration::from_millis(30)));
+    api.apply(&web());
+    api.apply(&web_slice(&["10.244.1.5"]));
+    let (controller, backend) = api_controller(&api, config(Duration::from_millis(20), Duration::from_secs(30))).await;
+    eventually("the first sync", WAIT, || backend.sync_count() > 0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // several bookmarks
+    api.apply(&web_slice(&["10.244.1.8"]));
+    eventually("a change after bookmarks", WAIT, || last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.8:8080"])).await;
+    assert_eq!(api.list_requests("Service"), 1, "bookmarks never cause a relist");
+    assert_eq!(api.list_requests("EndpointSlice"), 1);
+    controller.stop().await;
+}
