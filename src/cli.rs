@@ -79,8 +79,8 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_cidr_flag)]
     pub cluster_cidr: Vec<IpNet>,
     /// Node addresses NodePorts answer on: CIDRs, or `primary`; all when empty.
-    #[arg(long, value_delimiter = ',')]
-    pub nodeport_addresses: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = parse_nodeport_address)]
+    pub nodeport_addresses: Vec<NodePortAddress>,
     /// Masquerade all traffic to services.
     #[arg(long)]
     pub masquerade_all: bool,
@@ -123,6 +123,46 @@ pub struct RenderArgs {
     /// The node to render for (default: node-a for the examples, else the host name).
     #[arg(long)]
     pub node: Option<String>,
+}
+
+/// One `--nodeport-addresses` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodePortAddress {
+    /// Node addresses inside this CIDR.
+    Cidr(IpNet),
+    /// The node's primary address of each family (from its Node object).
+    Primary,
+}
+
+fn parse_nodeport_address(text: &str) -> Result<NodePortAddress, String> {
+    match text.trim() {
+        "primary" => Ok(NodePortAddress::Primary),
+        cidr => ferry_model::addr::parse_cidr(cidr)
+            .map(NodePortAddress::Cidr)
+            .map_err(|e| format!("{e}; --nodeport-addresses takes CIDRs or `primary`")),
+    }
+}
+
+impl RunArgs {
+    /// Checks what clap cannot check flag by flag.
+    pub fn validate(&self) -> Result<(), String> {
+        for family in [ferry_model::IpFamily::V4, ferry_model::IpFamily::V6] {
+            let of_family: Vec<String> = self
+                .cluster_cidr
+                .iter()
+                .filter(|c| ferry_model::IpFamily::of(&c.addr()) == family)
+                .map(ToString::to_string)
+                .collect();
+            if of_family.len() > 1 {
+                return Err(format!("--cluster-cidr takes one CIDR per family; {family} has {}", of_family.join(", ")));
+            }
+        }
+        let primary = self.nodeport_addresses.contains(&NodePortAddress::Primary);
+        if primary && self.nodeport_addresses.len() > 1 {
+            return Err("--nodeport-addresses: `primary` cannot be combined with CIDRs".into());
+        }
+        Ok(())
+    }
 }
 
 /// An optional listen address (`""` disables the server).
@@ -212,6 +252,19 @@ mod tests {
         let cli = Cli::try_parse_from(["kube-ferry", "--healthz-bind-address", "127.0.0.1", "--cluster-cidr", "10.244.0.0/16,fd00::/48"]).unwrap();
         assert_eq!(cli.run.healthz_bind_address.0, Some("127.0.0.1:10256".parse().unwrap()));
         assert_eq!(cli.run.cluster_cidr.len(), 2);
+    }
+
+    #[test]
+    fn cluster_cidrs_one_per_family_and_nodeport_addresses_checked() {
+        let cli = Cli::try_parse_from(["kube-ferry", "--cluster-cidr", "10.244.0.0/16,10.245.0.0/16"]).unwrap();
+        assert!(cli.run.validate().unwrap_err().contains("one CIDR per family"));
+        let cli = Cli::try_parse_from(["kube-ferry", "--nodeport-addresses", "primary"]).unwrap();
+        assert_eq!(cli.run.nodeport_addresses, vec![NodePortAddress::Primary]);
+        assert!(cli.run.validate().is_ok());
+        let cli = Cli::try_parse_from(["kube-ferry", "--nodeport-addresses", "primary,10.0.0.0/8"]).unwrap();
+        assert!(cli.run.validate().is_err());
+        let err = Cli::try_parse_from(["kube-ferry", "--nodeport-addresses", "nonsense"]).unwrap_err().to_string();
+        assert!(err.contains("CIDRs or `primary`"), "{err}");
     }
 
     #[test]

@@ -62,6 +62,7 @@ fn backend_for(mode: Mode) -> anyhow::Result<Box<dyn Backend>> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
+    args.validate().map_err(anyhow::Error::msg)?;
     init_logging(args.log_format);
     let timing = SyncTiming::new(args.min_sync_period, args.sync_period).map_err(anyhow::Error::msg)?;
     let node_name = match &args.hostname_override {

@@ -1,0 +1,65 @@
+//! The `kube-ferry` binary as a user runs it.
+
+use std::process::Command;
+
+fn kube_ferry(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kube-ferry")).args(args).output().expect("the binary runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn render_without_arguments_prints_the_built_in_examples() {
+    let (ok, out, err) = kube_ferry(&["render"]);
+    assert!(ok, "{err}");
+    assert!(err.is_empty(), "the examples parse and build cleanly: {err}");
+    assert!(out.contains("4 service ports, 8 endpoints"), "{out}");
+    for line in [
+        "demo/web:http/TCP (IPv4)",
+        "clusterIP 10.96.0.10:80  nodePort 30080  externalIP 192.0.2.10",
+        "demo/dns:dns/UDP (IPv4)",
+        "demo/dns:dns-tcp/TCP (IPv4)",
+        "-> 10.244.1.13:5353",
+        "loadBalancer 203.0.113.80  from 198.51.100.0/24",
+        "internal=Cluster external=Local  affinity ClientIP 600s  healthCheckNodePort 32000",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    assert!(!out.contains("db") && !out.contains("mesh") && !out.contains("upstream"), "ignored services stay out:\n{out}");
+    assert!(!out.contains("skipped"), "{out}");
+}
+
+#[test]
+fn render_names_skipped_objects_and_broken_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), "apiVersion: v1\nkind: Service\nmetadata: {name: bad, namespace: x}\nspec:\n  clusterIP: 10.96.0.1\n  ports: [{port: 0}]\n").unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), "kind: Service\nmetadata: [\n").unwrap();
+    let (ok, out, err) = kube_ferry(&["render", "--manifests", dir.path().to_str().unwrap(), "--node", "n1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Service x/bad skipped: spec.ports[0].port 0 is not a port number"), "{out}");
+    assert!(err.contains("broken.yaml:"), "{err}");
+}
+
+#[test]
+fn modes_without_a_backend_fail_at_start_with_a_clear_message() {
+    for mode in ["nftables", "iptables", "ipvs", "userspace"] {
+        let (ok, _, err) = kube_ferry(&["--mode", mode, "--manifests", "examples", "--hostname-override", "node-a"]);
+        assert!(!ok);
+        assert!(err.contains(&format!("--mode {mode}: this build of kube-ferry has no {mode} backend yet")), "{err}");
+    }
+}
+
+#[test]
+fn bad_flags_are_refused_with_the_reason() {
+    let (ok, _, err) = kube_ferry(&["--sync-period", "1s", "--min-sync-period", "5s", "--manifests", "examples"]);
+    assert!(!ok && err.contains("--sync-period (1s) must be at least --min-sync-period (5s)"), "{err}");
+    let (ok, _, err) = kube_ferry(&["--min-sync-period", "soon"]);
+    assert!(!ok && err.contains("is not a duration"), "{err}");
+    let (ok, _, err) = kube_ferry(&["--cluster-cidr", "10.0.0.0/8,10.1.0.0/16", "--manifests", "examples"]);
+    assert!(!ok && err.contains("one CIDR per family"), "{err}");
+}
+
+#[test]
+fn version_prints_the_version() {
+    let (ok, out, _) = kube_ferry(&["version"]);
+    assert!(ok && out.starts_with("kube-ferry 0."), "{out}");
+}
