@@ -1,17 +1,57 @@
 //! Names of the things the model tracks.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::protocol::{IpFamily, Protocol};
 
-/// The namespace and name of a Service.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+/// Compares two shared strings, by pointer first: names built from the same admitted
+/// object share their allocation, and the diff compares many of them.
+fn cmp_shared(a: &Arc<str>, b: &Arc<str>) -> Ordering {
+    if Arc::ptr_eq(a, b) {
+        Ordering::Equal
+    } else {
+        a.cmp(b)
+    }
+}
+
+/// The namespace and name of a Service. Equality and order are by value (with a
+/// pointer shortcut).
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct ServiceName {
     /// The namespace.
     pub namespace: Arc<str>,
     /// The name within the namespace.
     pub name: Arc<str>,
+}
+
+impl PartialEq for ServiceName {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ServiceName {}
+
+impl PartialOrd for ServiceName {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ServiceName {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_shared(&self.namespace, &other.namespace).then_with(|| cmp_shared(&self.name, &other.name))
+    }
+}
+
+impl Hash for ServiceName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.namespace.hash(state);
+        self.name.hash(state);
+    }
 }
 
 impl ServiceName {
@@ -53,7 +93,7 @@ impl fmt::Display for SliceName {
 ///
 /// Ordered by service, then port name, protocol and family, so all ports of one service
 /// are adjacent in a [`crate::ProxyState`].
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct ServicePortId {
     /// The service.
     pub service: ServiceName,
@@ -63,6 +103,39 @@ pub struct ServicePortId {
     pub protocol: Protocol,
     /// The IP family.
     pub family: IpFamily,
+}
+
+impl PartialEq for ServicePortId {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ServicePortId {}
+
+impl PartialOrd for ServicePortId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ServicePortId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.service
+            .cmp(&other.service)
+            .then_with(|| cmp_shared(&self.port_name, &other.port_name))
+            .then_with(|| self.protocol.cmp(&other.protocol))
+            .then_with(|| self.family.cmp(&other.family))
+    }
+}
+
+impl Hash for ServicePortId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.service.hash(state);
+        self.port_name.hash(state);
+        self.protocol.hash(state);
+        self.family.hash(state);
+    }
 }
 
 impl ServicePortId {
