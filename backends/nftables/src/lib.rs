@@ -1,0 +1,11 @@
+//! # ferry-nftables: the model rendered into one nftables table of kube-ferry's own
+//!
+//! Work in progress (issue: nftables backend): the ruleset and transaction layer, the
+//! names and the `nft` tool runner are here; the rendering of the model, adoption on
+//! start and conntrack cleanup follow.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod names;
+pub mod nft;
+pub mod ruleset;

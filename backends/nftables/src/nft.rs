@@ -1,0 +1,78 @@
+//! Talking to nf_tables through the `nft` tool: one script on stdin is one atomic
+//! kernel transaction. Object names never reach a command line: the script is data.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use ferry_model::BackendError;
+
+/// The `nft` binary kube-ferry runs.
+#[derive(Clone, Debug)]
+pub struct NftTool {
+    path: PathBuf,
+}
+
+impl Default for NftTool {
+    fn default() -> Self {
+        NftTool::find()
+    }
+}
+
+impl NftTool {
+    /// `nft` from the usual places (`/usr/sbin/nft`, `/sbin/nft`), else from `PATH`.
+    pub fn find() -> NftTool {
+        let path = ["/usr/sbin/nft", "/sbin/nft", "/usr/local/sbin/nft"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("nft"));
+        NftTool { path }
+    }
+
+    /// Runs `nft -f -` with `script` on stdin: all of it is applied, or none of it.
+    pub fn apply(&self, script: &str) -> Result<(), BackendError> {
+        let out = self.run(&["-f", "-"], Some(script))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(BackendError::Refused { detail: first_lines(&String::from_utf8_lossy(&out.stderr), 12) })
+    }
+
+    /// Runs `nft ARGS` and returns its standard output (for listing).
+    pub fn output(&self, args: &[&str]) -> Result<String, BackendError> {
+        let out = self.run(args, None)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(BackendError::Other(format!("nft {}: {}", args.join(" "), first_lines(&String::from_utf8_lossy(&out.stderr), 6))))
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<std::process::Output, BackendError> {
+        let mut child = Command::new(&self.path)
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| BackendError::Unavailable {
+                what: format!("the nft tool ({}: {e})", self.path.display()),
+                hint: "install the Debian package nftables (apt-get install nftables)".into(),
+            })?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes()).map_err(|e| BackendError::Other(format!("writing to nft: {e}")))?;
+        }
+        child.wait_with_output().map_err(|e| BackendError::Other(format!("waiting for nft: {e}")))
+    }
+}
+
+fn first_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().take(n).collect();
+    let more = text.lines().count().saturating_sub(n);
+    if more > 0 {
+        format!("{} (and {more} more lines)", lines.join("\n"))
+    } else {
+        lines.join("\n")
+    }
+}
