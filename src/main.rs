@@ -51,8 +51,30 @@ fn host_name() -> anyhow::Result<String> {
     Ok(name.trim().to_lowercase())
 }
 
-/// The backend for `mode`, or an error saying it is not there.
-fn backend_for(mode: Mode) -> anyhow::Result<Box<dyn Backend>> {
+/// The nftables backend's configuration from the flags.
+fn nft_config(args: &RunArgs) -> ferry_nftables::NftConfig {
+    use kube_ferry::cli::NodePortAddress;
+    ferry_nftables::NftConfig {
+        cluster_cidrs: args.cluster_cidr.clone(),
+        masquerade_all: args.masquerade_all,
+        nodeport_cidrs: args
+            .nodeport_addresses
+            .iter()
+            .filter_map(|a| match a {
+                NodePortAddress::Cidr(c) => Some(*c),
+                NodePortAddress::Primary => None,
+            })
+            .collect(),
+        ..ferry_nftables::NftConfig::default()
+    }
+}
+
+/// The backend for the mode, or an error saying it is not there.
+fn backend_for(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
+    let mode = args.mode;
+    if mode == Mode::Nftables {
+        return Ok(Box::new(ferry_nftables::NftablesBackend::new(nft_config(args))));
+    }
     bail!(
         "--mode {}: this build of kube-ferry has no {} backend yet; `kube-ferry render --mode {}` shows what it would program",
         mode.name(),
@@ -69,7 +91,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(name) => name.clone(),
         None => host_name()?,
     };
-    let backend = backend_for(args.mode)?;
+    let backend = backend_for(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let source = match &args.manifests {
@@ -129,7 +151,13 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
     builder.rebuild();
     let rejections: Vec<_> = builder.rejections().cloned().collect();
     println!("# kube-ferry render --mode {} (node {node})", args.mode.name());
-    println!("# The {} backend is not built yet: this is the model it will program.", args.mode.name());
+    if args.mode == Mode::Nftables {
+        println!("# The nft transaction a first sync sends (nft -f -), then the model it comes from.");
+        print!("{}", ferry_nftables::NftablesBackend::render_scripts(builder.state(), &ferry_nftables::NftConfig::default()));
+        println!();
+    } else {
+        println!("# The {} backend is not built yet: this is the model it will program.", args.mode.name());
+    }
     print!("{}", kube_ferry::render::model_table(builder.state(), &rejections));
     Ok(())
 }

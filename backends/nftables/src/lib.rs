@@ -6,6 +6,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub use backend::NftablesBackend;
+pub use render::NftConfig;
+
+mod backend;
 pub mod names;
 pub mod nft;
+pub mod render;
 pub mod ruleset;

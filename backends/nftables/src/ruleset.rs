@@ -97,6 +97,8 @@ pub enum Op {
     DeleteChain(String),
     /// `delete set|map NAME`.
     DeleteMap(String, &'static str),
+    /// `flush set|map NAME`.
+    FlushMap(String, &'static str),
 }
 
 /// The operations that turn `committed` into `desired`, in an order the kernel
@@ -186,6 +188,7 @@ pub fn script(family: TableFamily, table: &str, ops: &[Op]) -> String {
             Op::AddElement(map, key, value) => writeln!(out, "add element {t} {map} {{ {key} : {value} }}"),
             Op::DeleteChain(name) => writeln!(out, "delete chain {t} {name}"),
             Op::DeleteMap(name, keyword) => writeln!(out, "delete {keyword} {t} {name}"),
+            Op::FlushMap(name, keyword) => writeln!(out, "flush {keyword} {t} {name}"),
         };
     }
     out

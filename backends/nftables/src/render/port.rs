@@ -1,0 +1,158 @@
+//! One service port: its chains, dispatch elements and endpoint choice.
+
+use std::net::{IpAddr, SocketAddr};
+
+use ferry_model::{Endpoint, ServicePort, ServicePortId};
+
+use super::base::{CLUSTER_IPS, FIREWALL_IPS, HAIRPIN, MARK_FOR_MASQUERADE, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, REJECT, SERVICE_IPS, SERVICE_NODEPORTS};
+use super::{addr_type, ip_kw, NftConfig};
+use crate::names::{endpoint_object, port_chain};
+use crate::ruleset::{Chain, MapDecl, Ruleset};
+
+fn key(ip: IpAddr, port: &ServicePort, number: u16) -> String {
+    format!("{ip} . {} . {number}", port.protocol.as_str())
+}
+
+fn dnat_target(ep: SocketAddr) -> String {
+    match ep {
+        SocketAddr::V4(v4) => v4.to_string(),
+        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
+}
+
+fn add_element(r: &mut Ruleset, map: &str, key: String, value: String) {
+    r.elements.entry(map.to_owned()).or_default().insert(key, value);
+}
+
+fn add_chain(r: &mut Ruleset, name: &str, rules: Vec<String>) {
+    r.chains.insert(name.to_owned(), Chain { base: None, rules, comment: None });
+}
+
+/// Renders one service port into `r`.
+pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, config: &NftConfig) {
+    let family = id.family;
+    let ip = ip_kw(family);
+    let svc = port_chain("svc", id, port.port);
+    let external = port.externally_accessible();
+    let ext = port_chain("ext", id, port.port);
+    let cluster_choice = port_chain("clu", id, port.port);
+    let cluster_cidr = config.cluster_cidr(family);
+
+    // Internal (ClusterIP) traffic: masquerade what comes from outside the cluster
+    // network (B22, B23), then choose among the internal endpoints.
+    let mut svc_rules = Vec::new();
+    if config.masquerade_all {
+        svc_rules.push(format!("jump {MARK_FOR_MASQUERADE}"));
+    } else if let Some(cidr) = cluster_cidr {
+        svc_rules.push(format!("{ip} saddr != {cidr} jump {MARK_FOR_MASQUERADE}"));
+    }
+    let internal: Vec<&Endpoint> = port.internal_endpoints().collect();
+    svc_rules.extend(choice(r, id, port, &internal, "svc"));
+    add_chain(r, &svc, svc_rules);
+    add_element(r, SERVICE_IPS, key(port.cluster_ip, port, port.port), format!("goto {svc}"));
+    add_element(r, CLUSTER_IPS, port.cluster_ip.to_string(), String::new());
+    if internal.is_empty() {
+        add_element(r, NO_ENDPOINT_SERVICES, key(port.cluster_ip, port, port.port), empty_verdict(port));
+    }
+
+    // Hairpin (B21): a local endpoint reaching itself through the service is masqueraded.
+    for ep in port.endpoints.iter().filter(|e| e.is_local) {
+        add_element(r, HAIRPIN, format!("{} . {}", ep.ip, ep.ip), String::new());
+    }
+
+    if !external {
+        return;
+    }
+    // The chain choosing among the cluster-wide set, for external traffic under a
+    // Cluster policy and for in-cluster sources under a Local one (B17).
+    let cluster_target = if port.internal_policy_local {
+        let all: Vec<&Endpoint> = port.cluster_endpoints().collect();
+        let rules = choice(r, id, port, &all, "clu");
+        add_chain(r, &cluster_choice, rules);
+        cluster_choice
+    } else {
+        svc.clone()
+    };
+    let mut ext_rules = Vec::new();
+    if port.external_policy_local {
+        ext_rules.push(format!("fib saddr type local jump {MARK_FOR_MASQUERADE}"));
+        ext_rules.push(format!("fib saddr type local goto {cluster_target}"));
+        if let Some(cidr) = cluster_cidr {
+            ext_rules.push(format!("{ip} saddr {cidr} goto {cluster_target}"));
+        }
+        let local: Vec<&Endpoint> = port.local_endpoints().collect();
+        ext_rules.extend(choice(r, id, port, &local, "ext"));
+    } else {
+        ext_rules.push(format!("jump {MARK_FOR_MASQUERADE}"));
+        ext_rules.push(format!("goto {cluster_target}"));
+    }
+    add_chain(r, &ext, ext_rules);
+
+    let external_empty = port.external_endpoints().next().is_none();
+    let addresses: Vec<IpAddr> = port.external_ips.iter().chain(&port.load_balancer_ips).copied().collect();
+    for addr in &addresses {
+        add_element(r, SERVICE_IPS, key(*addr, port, port.port), format!("goto {ext}"));
+        if external_empty {
+            add_element(r, NO_ENDPOINT_SERVICES, key(*addr, port, port.port), empty_verdict(port));
+        }
+    }
+    if let Some(np) = port.node_port {
+        let np_key = format!("{} . {np}", port.protocol.as_str());
+        add_element(r, SERVICE_NODEPORTS, np_key.clone(), format!("goto {ext}"));
+        if external_empty {
+            add_element(r, NO_ENDPOINT_NODEPORTS, np_key, empty_verdict(port));
+        }
+    }
+    if !port.load_balancer_source_ranges.is_empty() && !port.load_balancer_ips.is_empty() {
+        let fw = port_chain("fw", id, port.port);
+        let ranges: Vec<String> = port.load_balancer_source_ranges.iter().map(ToString::to_string).collect();
+        add_chain(r, &fw, vec![format!("{ip} saddr {{ {} }} return", ranges.join(", ")), "drop".into()]);
+        for lb in &port.load_balancer_ips {
+            add_element(r, FIREWALL_IPS, key(*lb, port, port.port), format!("goto {fw}"));
+        }
+    }
+}
+
+/// Reject when no endpoint can serve at all (B19); drop when some can, but not for this
+/// policy (B16, B17).
+fn empty_verdict(port: &ServicePort) -> String {
+    if port.has_serving_endpoints() {
+        "drop".into()
+    } else {
+        format!("goto {REJECT}")
+    }
+}
+
+/// The rules that DNAT to one of `eps`, evenly at random (B14), with ClientIP affinity
+/// when the service asks for it (B15). `role` keeps the affinity sets of different
+/// choices apart.
+fn choice(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, eps: &[&Endpoint], role: &str) -> Vec<String> {
+    let mut rules = Vec::new();
+    let n = eps.len();
+    let ip = ip_kw(id.family);
+    // nft needs the protocol matched in the rule before a DNAT with a port.
+    let l4 = format!("meta l4proto {}", port.protocol.as_str());
+    let affinity = port.affinity.map(|a| a.timeout_seconds);
+    let mut sets = Vec::new();
+    if let Some(timeout) = affinity {
+        for ep in eps {
+            let set = endpoint_object(&format!("aff{role}"), id, ep.addr());
+            r.maps.insert(
+                set.clone(),
+                MapDecl { keyword: "set", spec: format!("type {}; flags dynamic,timeout; timeout {timeout}s;", addr_type(id.family)) },
+            );
+            rules.push(format!("{l4} {ip} saddr @{set} dnat to {}", dnat_target(ep.addr())));
+            sets.push(set);
+        }
+    }
+    for (i, ep) in eps.iter().enumerate() {
+        let remaining = n - i;
+        let guard = if remaining > 1 { format!("numgen random mod {remaining} == 0 ") } else { String::new() };
+        let remember = match sets.get(i) {
+            Some(set) => format!("update @{set} {{ {ip} saddr }} "),
+            None => String::new(),
+        };
+        rules.push(format!("{l4} {guard}{remember}dnat to {}", dnat_target(ep.addr())));
+    }
+    rules
+}
