@@ -27,8 +27,18 @@ pub enum Command {
     /// Print what a mode would program for a set of manifests, without root and
     /// without touching the kernel.
     Render(RenderArgs),
+    /// Remove everything kube-ferry programmed into the kernel.
+    Cleanup(CleanupArgs),
     /// Print the version.
     Version,
+}
+
+/// The flags of `cleanup`.
+#[derive(Clone, Debug, Args)]
+pub struct CleanupArgs {
+    /// The mode whose rules to remove (default: every mode).
+    #[arg(long, alias = "proxy-mode", value_enum)]
+    pub mode: Option<Mode>,
 }
 
 /// The proxy modes (`--mode`).

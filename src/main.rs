@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Parser;
 use ferry_model::{Backend, StateBuilder};
-use kube_ferry::cli::{Cli, Command, LogFormat, Mode, RenderArgs, RunArgs};
+use kube_ferry::cli::{CleanupArgs, Cli, Command, LogFormat, Mode, RenderArgs, RunArgs};
 use kube_ferry::controller::{Controller, ControllerConfig, Source};
 use kube_ferry::examples::{EXAMPLES, EXAMPLE_NODE};
 use kube_ferry::source::api::{make_client, ApiTarget};
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         None => run(cli.run),
         Some(Command::Run(args)) => run(args),
         Some(Command::Render(args)) => render(&args),
+        Some(Command::Cleanup(args)) => cleanup(&args),
         Some(Command::Version) => {
             println!("kube-ferry {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -121,6 +122,26 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         controller.stop().await;
         Ok(())
     })
+}
+
+fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
+    let modes = match args.mode {
+        Some(m) => vec![m],
+        None => vec![Mode::Nftables],
+    };
+    for mode in modes {
+        match mode {
+            Mode::Nftables => {
+                let mut backend = ferry_nftables::NftablesBackend::new(ferry_nftables::NftConfig::default());
+                let report = backend.cleanup().context("cleaning up the nftables mode")?;
+                for line in report.removed {
+                    println!("removed {line}");
+                }
+            }
+            other => bail!("--mode {}: this build of kube-ferry has no {} backend yet, so it made nothing to remove", other.name(), other.name()),
+        }
+    }
+    Ok(())
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<()> {

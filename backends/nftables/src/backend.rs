@@ -1,6 +1,7 @@
 //! [`NftablesBackend`]: renders the state, diffs it against what was committed, and
 //! sends the difference to the kernel as one transaction per family.
 
+use ferry_conntrack::{ConntrackTool, UdpFlows};
 use ferry_model::{Backend, BackendError, CleanupReport, ProxyState, SyncReport, SyncRequest};
 use tracing::debug;
 
@@ -15,12 +16,20 @@ pub struct NftablesBackend {
     config: NftConfig,
     tool: NftTool,
     committed: Option<Rulesets>,
+    udp_flows: UdpFlows,
+    conntrack: ConntrackTool,
 }
 
 impl NftablesBackend {
     /// A backend with this configuration, driving `nft` in the current network namespace.
     pub fn new(config: NftConfig) -> NftablesBackend {
-        NftablesBackend { config, tool: NftTool::find(), committed: None }
+        NftablesBackend {
+            config,
+            tool: NftTool::find(),
+            committed: None,
+            udp_flows: UdpFlows::new(),
+            conntrack: ConntrackTool::default(),
+        }
     }
 
     /// The scripts a sync from nothing would send: what `kube-ferry render --mode
@@ -62,6 +71,13 @@ impl Backend for NftablesBackend {
         }
         let kernel_objects = desired.v4.object_count() + desired.v6.object_count();
         self.committed = Some(desired);
+        // After the rules changed, not before: a flow deleted earlier could be
+        // re-created through the old rules (B25).
+        let stale = self.udp_flows.update(state);
+        if !stale.is_empty() {
+            let deleted = self.conntrack.delete(&stale);
+            debug!(filters = stale.len(), deleted, "stale UDP conntrack entries deleted");
+        }
         Ok(SyncReport { service_ports: state.len(), endpoints: state.endpoint_count(), operations, kernel_objects })
     }
 
@@ -85,7 +101,9 @@ fn full_rewrite(ops: Vec<Op>, desired: &crate::ruleset::Ruleset) -> Vec<Op> {
     let mut flushed = false;
     for op in ops {
         if !flushed && matches!(op, Op::WriteChain(..) | Op::AddElement(..)) {
-            for (name, decl) in &desired.maps {
+            // Affinity sets are filled by the datapath itself: flushing them would move
+            // every client to a new endpoint on each full sync.
+            for (name, decl) in desired.maps.iter().filter(|(_, d)| !d.spec.contains("dynamic")) {
                 out.push(Op::FlushMap(name.clone(), decl.keyword));
             }
             flushed = true;
