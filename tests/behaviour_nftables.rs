@@ -13,3 +13,58 @@ fn b7_b8_b9_b14_b20_b21_b22_clusterip_nodeport_external_ip_and_source_addresses(
 fn b11_b19_wrong_ports_and_services_without_endpoints_are_refused() {
     suite::wrong_ports_and_services_without_endpoints_are_refused("nftables");
 }
+
+#[test]
+fn b16_b17_local_traffic_policies() {
+    suite::local_traffic_policies("nftables");
+}
+
+#[test]
+fn b13_terminating_endpoints_are_a_fallback() {
+    suite::terminating_endpoints_are_a_fallback("nftables");
+}
+
+#[test]
+fn b15_client_ip_affinity() {
+    suite::client_ip_affinity("nftables");
+}
+
+#[test]
+fn b9_b10_load_balancer_ips_and_source_ranges() {
+    suite::load_balancer_ips_and_source_ranges("nftables");
+}
+
+#[test]
+fn b23_masquerade_without_cluster_cidr_and_masquerade_all() {
+    suite::masquerade_without_cluster_cidr_and_masquerade_all("nftables");
+}
+
+#[test]
+fn b24_changes_reach_the_kernel() {
+    suite::changes_reach_the_kernel("nftables");
+}
+
+#[test]
+fn b25_stale_udp_flows_are_cleared() {
+    suite::stale_udp_flows_are_cleared("nftables");
+}
+
+#[test]
+fn b26_b27_b28_restart_foreign_rules_and_cleanup() {
+    suite::restart_foreign_rules_and_cleanup("nftables");
+}
+
+#[test]
+fn b18_topology_hints() {
+    suite::topology_hints("nftables");
+}
+
+#[test]
+fn cross_node_endpoints_over_vxlan() {
+    suite::cross_node_endpoints("nftables", ferry_netlab::Overlay::Vxlan);
+}
+
+#[test]
+fn cross_node_endpoints_over_host_gw() {
+    suite::cross_node_endpoints("nftables", ferry_netlab::Overlay::HostGw);
+}

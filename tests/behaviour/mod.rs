@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferry_netlab::{request, Answer, Lab, LabProcess, Netns, PodServer, ProbeError, Proto};
+use ferry_netlab::{request, Answer, Lab, LabProcess, Netns, Overlay, PodServer, ProbeError, Proto};
 
 /// The port every pod server listens on (TCP and UDP).
 pub const POD_PORT: u16 = 8080;
@@ -36,7 +36,16 @@ impl ProxyLab {
     /// One node with `pods` pods serving on [`POD_PORT`], and an outside client.
     pub fn single_node(mode: &'static str, pods: usize) -> ProxyLab {
         Lab::require_root();
-        let mut lab = Lab::single_node(pods).expect("the lab builds");
+        ProxyLab::around(mode, Lab::single_node(pods).expect("the lab builds"))
+    }
+
+    /// Two nodes joined by `overlay`, `pods` pods on each; kube-ferry runs on node-a.
+    pub fn two_nodes(mode: &'static str, overlay: Overlay, pods: usize) -> ProxyLab {
+        Lab::require_root();
+        ProxyLab::around(mode, Lab::two_nodes(overlay, pods).expect("the lab builds"))
+    }
+
+    fn around(mode: &'static str, mut lab: Lab) -> ProxyLab {
         lab.start_pod_servers_with(&PodServer::tcp_udp(&[POD_PORT])).expect("pod servers start");
         // Like a node's default gateway: a sink namespace the service range is routed
         // to, so what the proxy does not catch is forwarded (and seen by the filter
@@ -50,6 +59,7 @@ impl ProxyLab {
         gateway.ip(["addr", "add", "203.0.113.2/24", "dev", "eth0"]).expect("gateway address");
         gateway.ip(["link", "set", "eth0", "up"]).expect("gateway link up");
         node.ip(["route", "add", "10.96.0.0/12", "via", "203.0.113.2"]).expect("service route");
+        node.ip(["route", "add", "198.51.100.0/24", "via", "203.0.113.2"]).expect("external route");
         ProxyLab { lab, dir: tempfile::tempdir().expect("temp dir"), mode, proxy: None, _gateway: gateway }
     }
 
@@ -91,6 +101,8 @@ impl ProxyLab {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let proxy = self.lab.node(0).ns().spawn("kube-ferry", env!("CARGO_BIN_EXE_kube-ferry"), &args).expect("kube-ferry starts");
         self.proxy = Some(proxy);
+        // Its first sync is logged as "synced"; only then are its rules in place.
+        let _ = self.until("kube-ferry's first sync", || self.proxy_log(), |log| log.contains(" synced"));
     }
 
     /// The node's routes and ruleset, and kube-ferry's log: for failure messages.
@@ -99,6 +111,39 @@ impl ProxyLab {
         let routes = ns.ip(["route"]).unwrap_or_else(|e| e.to_string());
         let rules = ns.exec("nft", ["list", "ruleset"]).unwrap_or_else(|e| e.to_string());
         format!("node routes:\n{routes}\nnode ruleset:\n{rules}\nkube-ferry log:\n{}", self.proxy_log())
+    }
+
+    /// Stops kube-ferry (SIGTERM); its rules stay in the kernel.
+    pub fn stop_proxy(&mut self) {
+        if let Some(mut p) = self.proxy.take() {
+            let _ = p.terminate(Duration::from_secs(5));
+        }
+    }
+
+    /// Runs `nft ARGS` in the node.
+    pub fn nft(&self, args: &[&str]) -> String {
+        self.node_ns().exec("nft", args).unwrap_or_else(|e| panic!("nft {args:?}: {e}"))
+    }
+
+    /// Runs `kube-ferry ARGS` in the node and returns its stdout.
+    pub fn kube_ferry(&self, args: &[&str]) -> String {
+        self.node_ns().exec(env!("CARGO_BIN_EXE_kube-ferry"), args).unwrap_or_else(|e| panic!("kube-ferry {args:?}: {e}"))
+    }
+
+    /// One request from a fixed source address and port.
+    pub fn ask_from(&self, from: &Netns, proto: Proto, to: SocketAddr, bind: SocketAddr) -> Result<Answer, ProbeError> {
+        let line = request(from, proto, to, Some(bind), Duration::from_millis(1500))?;
+        Answer::parse(&line).ok_or_else(|| ProbeError::Other(format!("not an answer: {line:?}")))
+    }
+
+    /// Which pods answer `n` requests from `from` to `to`, with how many answers each.
+    pub fn spread(&self, from: &Netns, proto: Proto, to: SocketAddr, n: usize) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..n {
+            let a = self.ask(from, proto, to).unwrap_or_else(|e| panic!("request to {to}: {e}\n{}", self.diagnose()));
+            *counts.entry(a.name).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// What kube-ferry has logged so far.
