@@ -68,3 +68,8 @@ fn cross_node_endpoints_over_vxlan() {
 fn cross_node_endpoints_over_host_gw() {
     suite::cross_node_endpoints("nftables", ferry_netlab::Overlay::HostGw);
 }
+
+#[test]
+fn b26_restart_adopts_the_table() {
+    suite::restart_adopts_the_table("nftables");
+}

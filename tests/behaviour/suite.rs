@@ -347,3 +347,22 @@ pub fn cross_node_endpoints(mode: &'static str, overlay: ferry_netlab::Overlay) 
     let spread = lab.spread(lab.client_ns(), Proto::Tcp, node_addr(&lab, 30099), 30);
     assert_eq!(spread.len(), 2, "through the NodePort: {spread:?}");
 }
+
+/// B26: a restarted proxy adopts its table: services deleted while it was down lose
+/// their chains, the others keep working throughout.
+pub fn restart_adopts_the_table(mode: &'static str) {
+    let mut lab = ProxyLab::single_node(mode, 1);
+    let node = lab.node_name();
+    let eps = [(lab.pod_ip(0), node.as_str(), true, true, false)];
+    lab.write("web.yaml", &web(&lab, &[0]));
+    lab.write("old.yaml", &(service("old", "10.96.0.99", "NodePort", &[("", 80, "TCP", Some(30098))], "") + &slice("old", &[("", "TCP")], &eps)));
+    lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
+    assert!(lab.nft(&["list", "table", "ip", "kube-ferry"]).contains("lab/old/"));
+    lab.stop_proxy();
+    lab.remove("old.yaml");
+    lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
+    let table = lab.nft(&["list", "table", "ip", "kube-ferry"]);
+    assert!(!table.contains("lab/old/"), "the chains of a service deleted while kube-ferry was down are removed:\n{table}");
+    assert!(!table.contains("10.96.0.99"), "{table}");
+    lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")).expect("the remaining service still works");
+}

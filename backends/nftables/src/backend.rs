@@ -5,6 +5,7 @@ use ferry_conntrack::{ConntrackTool, UdpFlows};
 use ferry_model::{Backend, BackendError, CleanupReport, ProxyState, SyncReport, SyncRequest};
 use tracing::debug;
 
+use crate::adopt::{existing_objects, ExistingObjects};
 use crate::nft::NftTool;
 use crate::render::{render, NftConfig, Rulesets};
 use crate::ruleset::{script, transaction, Op, TableFamily};
@@ -52,6 +53,7 @@ impl Backend for NftablesBackend {
     fn sync(&mut self, state: &ProxyState, request: SyncRequest<'_>) -> Result<SyncReport, BackendError> {
         let desired = render(state, &self.config);
         let full = matches!(request, SyncRequest::Full);
+        let starting = self.committed.is_none();
         let mut text = String::new();
         let mut operations = 0;
         for family in [TableFamily::Ip, TableFamily::Ip6] {
@@ -61,6 +63,12 @@ impl Backend for NftablesBackend {
             if full {
                 // From nothing known: make sure maps hold exactly what is desired.
                 ops = full_rewrite(ops, desired.get(family));
+            }
+            if starting {
+                // Adopt the table as found (B26): what it holds for services gone while
+                // kube-ferry was down is removed in the same transaction.
+                let found = existing_objects(&self.tool, family, &self.config.table)?;
+                ops.extend(remove_stale(&found, desired.get(family)));
             }
             operations += ops.len();
             text.push_str(&script(family, &self.config.table, &ops));
@@ -92,6 +100,15 @@ impl Backend for NftablesBackend {
         self.committed = None;
         Ok(report)
     }
+}
+
+/// Operations removing chains and sets found in the kernel that `desired` lacks.
+fn remove_stale(found: &ExistingObjects, desired: &crate::ruleset::Ruleset) -> Vec<Op> {
+    let stale: Vec<&String> = found.chains.iter().filter(|c| !desired.chains.contains_key(*c)).collect();
+    let mut ops: Vec<Op> = stale.iter().map(|c| Op::WriteChain((*c).clone(), Vec::new())).collect();
+    ops.extend(stale.into_iter().map(|c| Op::DeleteChain(c.clone())));
+    ops.extend(found.sets.iter().filter(|s| !desired.maps.contains_key(*s)).map(|s| Op::DeleteMap(s.clone(), "set")));
+    ops
 }
 
 /// A full sync on top of an unknown table: maps are flushed and refilled in the same

@@ -9,6 +9,7 @@
 pub use backend::NftablesBackend;
 pub use render::NftConfig;
 
+mod adopt;
 mod backend;
 pub mod names;
 pub mod nft;

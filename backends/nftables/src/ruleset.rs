@@ -87,7 +87,7 @@ pub enum Op {
     AddMap(String, MapDecl),
     /// `add chain NAME [{ hook }]`.
     AddChain(String, Option<BaseHook>, Option<String>),
-    /// `flush chain NAME` followed by its rules.
+    /// `flush chain NAME` followed by its rules (none: just the flush).
     WriteChain(String, Vec<String>),
     /// `delete element MAP { KEY }`.
     DeleteElement(String, String),
@@ -144,8 +144,14 @@ pub fn transaction(committed: Option<&Ruleset>, desired: &Ruleset) -> Vec<Op> {
             ops.push(Op::WriteChain(name.clone(), chain.rules.clone()));
         }
     }
+    // Chains to delete are emptied first: a chain still holding a `goto` to another one
+    // would keep that one busy.
+    let removed: Vec<&String> = old.chains.keys().filter(|n| !desired.chains.contains_key(*n)).collect();
+    for name in &removed {
+        ops.push(Op::WriteChain((*name).clone(), Vec::new()));
+    }
     ops.extend(additions);
-    for name in old.chains.keys().filter(|n| !desired.chains.contains_key(*n)) {
+    for name in removed {
         ops.push(Op::DeleteChain(name.clone()));
     }
     for (name, decl) in old.maps.iter().filter(|(n, _)| !desired.maps.contains_key(*n)) {
@@ -244,7 +250,11 @@ mod tests {
         let ops = transaction(Some(&a), &empty);
         assert_eq!(
             ops,
-            vec![Op::DeleteElement("services".into(), "10.96.0.1 . tcp . 80".into()), Op::DeleteChain("svc-a".into())]
+            vec![
+                Op::DeleteElement("services".into(), "10.96.0.1 . tcp . 80".into()),
+                Op::WriteChain("svc-a".into(), vec![]),
+                Op::DeleteChain("svc-a".into())
+            ]
         );
     }
 
