@@ -73,3 +73,13 @@ fn cross_node_endpoints_over_host_gw() {
 fn b26_restart_adopts_the_table() {
     suite::restart_adopts_the_table("nftables");
 }
+
+#[test]
+fn b5_b8_nodeport_addresses_and_protocols_on_one_port() {
+    suite::nodeport_addresses_and_protocols_on_one_port("nftables");
+}
+
+#[test]
+fn full_resync_repairs_drift() {
+    suite::full_resync_repairs_drift("nftables");
+}

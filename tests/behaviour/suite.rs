@@ -366,3 +366,36 @@ pub fn restart_adopts_the_table(mode: &'static str) {
     assert!(!table.contains("10.96.0.99"), "{table}");
     lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")).expect("the remaining service still works");
 }
+
+/// B8: with --nodeport-addresses, NodePorts answer only on matching node addresses;
+/// B5: the same port over TCP and UDP is two service ports.
+pub fn nodeport_addresses_and_protocols_on_one_port(mode: &'static str) {
+    let mut lab = ProxyLab::single_node(mode, 1);
+    let node = lab.node_name();
+    let eps = [(lab.pod_ip(0), node.as_str(), true, true, false)];
+    lab.write(
+        "np.yaml",
+        &(service("np", "10.96.0.100", "NodePort", &[("t", 80, "TCP", Some(30100)), ("u", 80, "UDP", Some(30100))], "")
+            + &slice("np", &[("t", "TCP"), ("u", "UDP")], &eps)),
+    );
+    lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR, "--nodeport-addresses", "192.0.2.0/24"]);
+    lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.100:80")).expect("TCP on port 80 (B5)");
+    lab.ask(lab.client_ns(), Proto::Udp, sa("10.96.0.100:80")).expect("UDP on port 80 (B5)");
+    lab.ask(lab.client_ns(), Proto::Tcp, node_addr(&lab, 30100)).expect("the NodePort on a matching address (B8)");
+    lab.ask(lab.client_ns(), Proto::Udp, node_addr(&lab, 30100)).expect("the UDP NodePort on a matching address (B8)");
+    let bridge = SocketAddr::new(IpAddr::V4(lab.lab.node(0).bridge_ip()), 30100);
+    let r = lab.ask(lab.pod_ns(0), Proto::Tcp, bridge);
+    assert!(r.is_err(), "the node's other address does not answer on the NodePort (B8): {r:?}");
+}
+
+/// Drift: a periodic full resync puts back what someone removed by hand.
+pub fn full_resync_repairs_drift(mode: &'static str) {
+    let mut lab = ProxyLab::single_node(mode, 1);
+    lab.write("web.yaml", &web(&lab, &[0]));
+    lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR, "--sync-period", "2s"]);
+    lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")).expect("the service");
+    lab.nft(&["flush", "map", "ip", "kube-ferry", "service-ips"]);
+    let r = lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80"));
+    assert!(r.is_err(), "the hand-made drift breaks the service: {r:?}");
+    let _ = lab.until("the resync to repair it", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")), Result::is_ok);
+}
