@@ -68,6 +68,27 @@ impl Rulesets {
     }
 }
 
+/// The fixed part of a family's table (base chains, helper chains, maps).
+pub fn base_ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
+    base::ruleset(family, config)
+}
+
+/// What one service port adds to its family's table.
+pub fn render_fragment(id: &ferry_model::ServicePortId, port: &ferry_model::ServicePort, config: &NftConfig) -> Ruleset {
+    let mut r = Ruleset::default();
+    port::render_port(&mut r, id, port, config);
+    r
+}
+
+/// Adds a fragment's chains, sets and elements to `into`.
+pub fn merge(into: &mut Ruleset, fragment: &Ruleset) {
+    into.chains.extend(fragment.chains.iter().map(|(k, v)| (k.clone(), v.clone())));
+    into.maps.extend(fragment.maps.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for (map, elements) in &fragment.elements {
+        into.elements.entry(map.clone()).or_default().extend(elements.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
 /// Renders the whole state.
 pub fn render(state: &ProxyState, config: &NftConfig) -> Rulesets {
     let mut out = Rulesets { v4: base::ruleset(IpFamily::V4, config), v6: base::ruleset(IpFamily::V6, config) };
