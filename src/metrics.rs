@@ -40,6 +40,8 @@ pub struct ProxyMetrics {
     /// Service ports with a Local policy and no local endpoint, by `traffic_policy`
     /// (`internal`, `external`).
     pub no_local_endpoints: Family<Labels, Gauge>,
+    /// Service ports the kernel refused in the last sync (left out; see the log).
+    pub refused_service_ports: Gauge,
     /// 1 for every object skipped as invalid, labelled with its kind, namespace and name.
     pub rejected_objects: Family<Labels, Gauge>,
 }
@@ -67,6 +69,7 @@ impl ProxyMetrics {
             programmed: Family::default(),
             no_local_endpoints: Family::default(),
             rejected_objects: Family::default(),
+            refused_service_ports: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("sync_proxy_rules_duration_seconds", "Time one sync took, backend included", m.sync_duration.clone());
@@ -80,6 +83,7 @@ impl ProxyMetrics {
         registry.register("sync_proxy_rules", "Syncs completed", m.syncs.clone());
         registry.register("programmed_objects", "What is programmed, by kind", m.programmed.clone());
         registry.register("sync_proxy_rules_no_local_endpoints", "Service ports with a Local policy and no local endpoint", m.no_local_endpoints.clone());
+        registry.register("kernel_refused_service_ports", "Service ports the kernel refused in the last sync (left out)", m.refused_service_ports.clone());
         registry.register("rejected_objects", "Objects skipped as invalid (1 each; see the log for the reason)", m.rejected_objects.clone());
         ProxyMetrics { registry, ..m }
     }
@@ -103,6 +107,7 @@ impl ProxyMetrics {
         set("service_ports", report.service_ports);
         set("endpoints", report.endpoints);
         set("kernel_objects", report.kernel_objects);
+        self.refused_service_ports.set(report.refused.len() as i64);
         let (mut internal, mut external) = (0, 0);
         for (_, port) in state.ports() {
             let has_local = port.local_endpoints().next().is_some();

@@ -238,6 +238,9 @@ impl SyncLoop {
             }
             Some(Ok(report)) => {
                 self.syncs += 1;
+                for refusal in &report.refused {
+                    error!(service_port = %refusal.object, detail = %refusal.detail, "the kernel refused this service port; it is left out, every other one is programmed");
+                }
                 self.metrics.record_sync(builder.state(), &report, seconds);
                 self.health.sync_succeeded();
                 info!(

@@ -25,6 +25,18 @@ pub struct SyncReport {
     pub operations: usize,
     /// Kernel objects (rules, chains, map elements, virtual servers) after the sync.
     pub kernel_objects: usize,
+    /// Service ports the kernel refused and that were left out so the rest could be
+    /// programmed (B34): empty in a sync that took everything.
+    pub refused: Vec<Refusal>,
+}
+
+/// One service port the kernel refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// What was refused (a service port id).
+    pub object: String,
+    /// The kernel's or the tool's words.
+    pub detail: String,
 }
 
 /// What a cleanup removed.

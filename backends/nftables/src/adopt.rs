@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use ferry_model::BackendError;
 
-use crate::nft::NftTool;
+use crate::nft::NftRunner;
 use crate::ruleset::TableFamily;
 
 /// Chain and set names found in `FAMILY TABLE`; both empty when the table does not exist.
@@ -19,7 +19,7 @@ pub struct ExistingObjects {
 }
 
 /// Lists the chains and sets of one table. A missing table is not an error.
-pub fn existing_objects(tool: &NftTool, family: TableFamily, table: &str) -> Result<ExistingObjects, BackendError> {
+pub fn existing_objects(tool: &dyn NftRunner, family: TableFamily, table: &str) -> Result<ExistingObjects, BackendError> {
     let chains = tool.output(&["-j", "list", "chains", family.keyword()])?;
     let sets = tool.output(&["-j", "list", "sets", family.keyword()])?;
     Ok(ExistingObjects {

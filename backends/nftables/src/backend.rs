@@ -2,11 +2,11 @@
 //! sends the difference to the kernel as one transaction per family.
 
 use ferry_conntrack::{ConntrackTool, UdpFlows};
-use ferry_model::{Backend, BackendError, CleanupReport, ProxyState, SyncReport, SyncRequest};
-use tracing::debug;
+use ferry_model::{Backend, BackendError, CleanupReport, ProxyState, Refusal, ServicePortId, SyncReport, SyncRequest};
+use tracing::{debug, warn};
 
 use crate::adopt::{existing_objects, ExistingObjects};
-use crate::nft::NftTool;
+use crate::nft::{NftRunner, NftTool};
 use ferry_model::IpFamily;
 
 use crate::incremental::FragmentTable;
@@ -18,7 +18,8 @@ use crate::ruleset::{script, transaction, Op, Ruleset, TableFamily};
 #[derive(Debug)]
 pub struct NftablesBackend {
     config: NftConfig,
-    tool: NftTool,
+    tool: Box<dyn NftRunner>,
+    refused: Vec<Refusal>,
     committed: Option<Committed>,
     udp_flows: UdpFlows,
     conntrack: ConntrackTool,
@@ -27,9 +28,15 @@ pub struct NftablesBackend {
 impl NftablesBackend {
     /// A backend with this configuration, driving `nft` in the current network namespace.
     pub fn new(config: NftConfig) -> NftablesBackend {
+        NftablesBackend::with_runner(config, Box::new(NftTool::find()))
+    }
+
+    /// A backend driving nf_tables through `runner` (tests use a fake).
+    pub fn with_runner(config: NftConfig, runner: Box<dyn NftRunner>) -> NftablesBackend {
         NftablesBackend {
             config,
-            tool: NftTool::find(),
+            tool: runner,
+            refused: Vec::new(),
             committed: None,
             udp_flows: UdpFlows::new(),
             conntrack: ConntrackTool::default(),
@@ -80,26 +87,46 @@ impl NftablesBackend {
     /// Every chain and element, rewritten in one transaction (first sync, periodic
     /// resync, after a failure).
     fn sync_full(&mut self, state: &ProxyState) -> Result<usize, BackendError> {
-        let starting = self.committed.is_none();
-        let mut fragments: [Vec<(ferry_model::ServicePortId, Ruleset)>; 2] = [Vec::new(), Vec::new()];
+        let mut fragments: [Vec<(ServicePortId, Ruleset)>; 2] = [Vec::new(), Vec::new()];
         for (id, port) in state.ports() {
             let slot = usize::from(id.family == IpFamily::V6);
             fragments[slot].push((id.clone(), render_fragment(id, port, &self.config)));
         }
+        self.refused.clear();
+        match self.apply_full(&fragments) {
+            Ok(n) => Ok(n),
+            Err(BackendError::Refused { detail }) => {
+                // One service port the kernel will not take must not keep every other
+                // one from being programmed (B34): find it, leave it out, say so.
+                warn!(%detail, "the kernel refused the full sync; looking for the service ports it refuses");
+                for (slot, family) in [IpFamily::V4, IpFamily::V6].into_iter().enumerate() {
+                    let base = base_ruleset(family, &self.config);
+                    let bad = self.refused_fragments(family, &base, &fragments[slot]);
+                    fragments[slot].retain(|(id, _)| !bad.iter().any(|(b, _)| b == id));
+                    self.refused.extend(bad.into_iter().map(|(id, detail)| Refusal { object: id.to_string(), detail }));
+                }
+                if self.refused.is_empty() {
+                    return Err(BackendError::Refused { detail });
+                }
+                self.apply_full(&fragments)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn apply_full(&mut self, fragments: &[Vec<(ServicePortId, Ruleset)>; 2]) -> Result<usize, BackendError> {
+        let starting = self.committed.is_none();
         let mut text = String::new();
         let mut operations = 0;
         let mut base_objects = 0;
         for (slot, family) in [IpFamily::V4, IpFamily::V6].into_iter().enumerate() {
-            let mut desired = base_ruleset(family, &self.config);
-            base_objects += desired.object_count();
-            for (_, fragment) in &fragments[slot] {
-                merge(&mut desired, fragment);
-            }
+            let desired = full_ruleset(base_ruleset(family, &self.config), &fragments[slot]);
+            base_objects += base_ruleset(family, &self.config).object_count();
             let mut ops = full_rewrite(transaction(None, &desired), &desired);
             if starting {
                 // Adopt the table as found (B26): what it holds for services gone while
                 // kube-ferry was down is removed in the same transaction.
-                let found = existing_objects(&self.tool, table_family(family), &self.config.table)?;
+                let found = existing_objects(self.tool.as_ref(), table_family(family), &self.config.table)?;
                 ops.extend(remove_stale(&found, &desired));
             }
             operations += ops.len();
@@ -108,11 +135,43 @@ impl NftablesBackend {
         self.tool.apply(&text)?;
         let [v4, v6] = fragments;
         self.committed = Some(Committed {
-            v4: FragmentTable::from_fragments(v4),
-            v6: FragmentTable::from_fragments(v6),
+            v4: FragmentTable::from_fragments(v4.iter().cloned()),
+            v6: FragmentTable::from_fragments(v6.iter().cloned()),
             base_objects,
         });
         Ok(operations)
+    }
+
+    /// The fragments the kernel refuses, found by halving (a few `nft -c` checks even
+    /// at thousands of services), each with the kernel's words.
+    fn refused_fragments(
+        &self,
+        family: IpFamily,
+        base: &Ruleset,
+        fragments: &[(ServicePortId, Ruleset)],
+    ) -> Vec<(ServicePortId, String)> {
+        let check = |part: &[(ServicePortId, Ruleset)]| {
+            let desired = full_ruleset(base.clone(), part);
+            let ops = full_rewrite(transaction(None, &desired), &desired);
+            self.tool.check(&script(table_family(family), &self.config.table, &ops))
+        };
+        let mut refused = Vec::new();
+        let mut pending = vec![fragments];
+        while let Some(part) = pending.pop() {
+            if part.is_empty() {
+                continue;
+            }
+            match check(part) {
+                Ok(()) => {}
+                Err(e) if part.len() == 1 => refused.push((part[0].0.clone(), e.to_string())),
+                Err(_) => {
+                    let (a, b) = part.split_at(part.len() / 2);
+                    pending.push(a);
+                    pending.push(b);
+                }
+            }
+        }
+        refused
     }
 
     /// Only the touched service ports, re-rendered and diffed against their fragments.
@@ -163,7 +222,13 @@ impl Backend for NftablesBackend {
             debug!(filters = stale.len(), deleted, "stale UDP conntrack entries deleted");
         }
         let kernel_objects = self.committed.as_ref().map_or(0, Committed::object_count);
-        Ok(SyncReport { service_ports: state.len(), endpoints: state.endpoint_count(), operations, kernel_objects })
+        Ok(SyncReport {
+            service_ports: state.len(),
+            endpoints: state.endpoint_count(),
+            operations,
+            kernel_objects,
+            refused: self.refused.clone(),
+        })
     }
 
     fn cleanup(&mut self) -> Result<CleanupReport, BackendError> {
@@ -177,6 +242,14 @@ impl Backend for NftablesBackend {
         self.committed = None;
         Ok(report)
     }
+}
+
+/// The base ruleset with every fragment merged in.
+fn full_ruleset(mut base: Ruleset, fragments: &[(ServicePortId, Ruleset)]) -> Ruleset {
+    for (_, fragment) in fragments {
+        merge(&mut base, fragment);
+    }
+    base
 }
 
 /// Operations removing chains and sets found in the kernel that `desired` lacks.

@@ -7,6 +7,36 @@ use std::process::{Command, Stdio};
 
 use ferry_model::BackendError;
 
+/// What the backend needs of nf_tables: apply a script atomically, check one without
+/// applying it, list. [`NftTool`] is the real one; tests substitute a fake.
+pub trait NftRunner: std::fmt::Debug + Send {
+    /// Applies `script` as one transaction: all of it, or none.
+    fn apply(&self, script: &str) -> Result<(), BackendError>;
+    /// Says whether the kernel would take `script`, changing nothing.
+    fn check(&self, script: &str) -> Result<(), BackendError>;
+    /// Runs a listing command and returns what it printed.
+    fn output(&self, args: &[&str]) -> Result<String, BackendError>;
+}
+
+impl NftRunner for NftTool {
+    fn apply(&self, script: &str) -> Result<(), BackendError> {
+        NftTool::apply(self, script)
+    }
+
+    fn check(&self, script: &str) -> Result<(), BackendError> {
+        let out = self.run(&["-c", "-f", "-"], Some(script))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(BackendError::Refused { detail: first_lines(&String::from_utf8_lossy(&out.stderr), 12) })
+        }
+    }
+
+    fn output(&self, args: &[&str]) -> Result<String, BackendError> {
+        NftTool::output(self, args)
+    }
+}
+
 /// The `nft` binary kube-ferry runs.
 #[derive(Clone, Debug)]
 pub struct NftTool {
