@@ -7,6 +7,7 @@
 //! stay in force.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,20 +23,72 @@ use crate::tracker::{ChangeTracker, ListKind};
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The objects of a directory, file by file, as of the last scan.
+///
+/// Only admissions are kept (never file texts or whole objects), once: per file. The
+/// union over files is remembered as one fingerprint per object, which is how a rescan
+/// finds what changed without a second copy.
 #[derive(Debug, Default)]
 pub struct ManifestDir {
     dir: PathBuf,
     node_name: String,
     files: BTreeMap<PathBuf, FileState>,
-    services: HashMap<ServiceName, Admission<ServiceSpec>>,
-    slices: HashMap<SliceName, Admission<SliceSpec>>,
-    node: Option<NodeSpec>,
+    recorded: HashMap<EntryKey, u64>,
 }
 
 #[derive(Debug, Default)]
 struct FileState {
-    text: String,
-    objects: Vec<ManifestObject>,
+    text_hash: u64,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Service(ServiceName, Admission<ServiceSpec>),
+    Slice(SliceName, Admission<SliceSpec>),
+    Node(NodeSpec),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum EntryKey {
+    Service(ServiceName),
+    Slice(SliceName),
+    Node,
+}
+
+impl Entry {
+    fn key(&self) -> EntryKey {
+        match self {
+            Entry::Service(n, _) => EntryKey::Service(n.clone()),
+            Entry::Slice(n, _) => EntryKey::Slice(n.clone()),
+            Entry::Node(_) => EntryKey::Node,
+        }
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        match self {
+            Entry::Service(_, a) => a.hash(&mut h),
+            Entry::Slice(_, a) => a.hash(&mut h),
+            Entry::Node(n) => n.hash(&mut h),
+        }
+        h.finish()
+    }
+
+    fn record(&self, tracker: &ChangeTracker) {
+        match self {
+            Entry::Service(n, a) => tracker.service(n.clone(), Some(a.clone())),
+            Entry::Slice(n, a) => tracker.slice(n.clone(), Some(a.clone())),
+            Entry::Node(n) => tracker.node(Some(n.clone())),
+        }
+    }
+}
+
+fn describe(key: &EntryKey) -> String {
+    match key {
+        EntryKey::Service(n) => format!("Service {n}"),
+        EntryKey::Slice(n) => format!("EndpointSlice {n}"),
+        EntryKey::Node => "this Node".into(),
+    }
 }
 
 /// The problems one scan found, one line each (`file:line: message`).
@@ -58,7 +111,9 @@ impl ManifestDir {
                 return errors;
             }
         };
+        let before = self.files.len();
         self.files.retain(|path, _| paths.contains(path));
+        let mut changed = self.files.len() != before;
         let texts = paths
             .into_iter()
             .map(|path| {
@@ -66,8 +121,10 @@ impl ManifestDir {
                 (path, text)
             })
             .collect();
-        self.absorb(texts, &mut errors);
-        self.record_changes(tracker, &mut errors);
+        changed |= self.absorb(texts, &mut errors);
+        if changed {
+            self.record_changes(tracker, &mut errors);
+        }
         errors
     }
 
@@ -80,7 +137,9 @@ impl ManifestDir {
         errors
     }
 
-    fn absorb(&mut self, texts: Vec<(PathBuf, std::io::Result<String>)>, errors: &mut ScanErrors) {
+    /// Parses the files whose text changed; whether any did.
+    fn absorb(&mut self, texts: Vec<(PathBuf, std::io::Result<String>)>, errors: &mut ScanErrors) -> bool {
+        let mut changed = false;
         for (path, text) in texts {
             let text = match text {
                 Ok(text) => text,
@@ -89,69 +148,67 @@ impl ManifestDir {
                     continue;
                 }
             };
-            let state = self.files.entry(path.clone()).or_default();
-            if state.text == text && !text.is_empty() {
+            let text_hash = {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                text.hash(&mut h);
+                h.finish()
+            };
+            if self.files.get(&path).is_some_and(|f| f.text_hash == text_hash) {
                 continue;
             }
             match parse_manifests(&text) {
-                Ok(objects) => *state = FileState { text, objects },
+                Ok(objects) => {
+                    let entries = objects.iter().filter_map(|o| self.admit(o)).collect();
+                    self.files.insert(path, FileState { text_hash, entries });
+                    changed = true;
+                }
                 Err(e) => errors.push(format!("{}:{}: {}; keeping its last good objects", path.display(), e.line, e.message)),
             }
         }
+        changed
+    }
+
+    fn admit(&self, object: &ManifestObject) -> Option<Entry> {
+        Some(match object {
+            ManifestObject::Service(s) => {
+                let (ns, name) = names(&s.metadata);
+                Entry::Service(ServiceName::new(ns, name), ServiceSpec::admit(s))
+            }
+            ManifestObject::EndpointSlice(s) => {
+                let (ns, name) = names(&s.metadata);
+                Entry::Slice(SliceName::new(ns, name), SliceSpec::admit(s))
+            }
+            ManifestObject::Node(n) if n.metadata.name.as_deref() == Some(self.node_name.as_str()) => {
+                Entry::Node(NodeSpec::admit(n))
+            }
+            ManifestObject::Node(_) => return None,
+        })
     }
 
     fn record_changes(&mut self, tracker: &ChangeTracker, errors: &mut ScanErrors) {
-        let mut services = HashMap::new();
-        let mut slices = HashMap::new();
-        let mut node = None;
-        let mut origin: HashMap<(char, String), &Path> = HashMap::new();
+        let mut union: HashMap<EntryKey, (u64, &Entry, &Path)> = HashMap::new();
         for (path, file) in &self.files {
-            for object in &file.objects {
-                let (tag, key) = match object {
-                    ManifestObject::Service(s) => {
-                        let (ns, name) = names(&s.metadata);
-                        services.insert(ServiceName::new(ns, name), ServiceSpec::admit(s));
-                        ('s', format!("Service {ns}/{name}"))
-                    }
-                    ManifestObject::EndpointSlice(s) => {
-                        let (ns, name) = names(&s.metadata);
-                        slices.insert(SliceName::new(ns, name), SliceSpec::admit(s));
-                        ('e', format!("EndpointSlice {ns}/{name}"))
-                    }
-                    ManifestObject::Node(n) => {
-                        if n.metadata.name.as_deref() == Some(self.node_name.as_str()) {
-                            node = Some(NodeSpec::admit(n));
-                        }
-                        ('n', format!("Node {}", n.metadata.name.as_deref().unwrap_or("")))
-                    }
-                };
-                if let Some(first) = origin.insert((tag, key.clone()), path) {
-                    errors.push(format!("{key} is in both {} and {}; the latter is used", first.display(), path.display()));
+            for entry in &file.entries {
+                let key = entry.key();
+                if let Some((_, _, first)) = union.get(&key) {
+                    errors.push(format!("{} is in both {} and {}; the latter is used", describe(&key), first.display(), path.display()));
                 }
+                union.insert(key, (entry.fingerprint(), entry, path));
             }
         }
-        for (name, admission) in &services {
-            if self.services.get(name) != Some(admission) {
-                tracker.service(name.clone(), Some(admission.clone()));
+        for (key, (fingerprint, entry, _)) in &union {
+            if self.recorded.get(key) != Some(fingerprint) {
+                entry.record(tracker);
             }
         }
-        for name in self.services.keys().filter(|n| !services.contains_key(*n)) {
-            tracker.service(name.clone(), None);
-        }
-        for (name, admission) in &slices {
-            if self.slices.get(name) != Some(admission) {
-                tracker.slice(name.clone(), Some(admission.clone()));
+        for key in self.recorded.keys().filter(|k| !union.contains_key(*k)) {
+            match key {
+                EntryKey::Service(n) => tracker.service(n.clone(), None),
+                EntryKey::Slice(n) => tracker.slice(n.clone(), None),
+                EntryKey::Node => tracker.node(None),
             }
         }
-        for name in self.slices.keys().filter(|n| !slices.contains_key(*n)) {
-            tracker.slice(name.clone(), None);
-        }
-        if node != self.node {
-            tracker.node(node.clone());
-        }
-        self.services = services;
-        self.slices = slices;
-        self.node = node;
+        self.recorded = union.into_iter().map(|(k, (f, _, _))| (k, f)).collect();
     }
 }
 

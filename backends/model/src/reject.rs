@@ -9,7 +9,7 @@ use crate::name::ObjectRef;
 /// A rejection only ever affects the object it names: every other service is still
 /// programmed (B33). The reason names the offending field and value, so the operator
 /// knows what to fix.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Rejection {
     /// The object refused.
     pub object: ObjectRef,

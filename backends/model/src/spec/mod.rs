@@ -15,7 +15,7 @@ pub use slice::{SliceEndpoint, SlicePort, SliceSpec, HEADLESS_LABEL, SERVICE_NAM
 use crate::reject::Rejection;
 
 /// What admission made of one object.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Admission<T> {
     /// The object is proxied. `skipped` lists parts of it that were invalid and left out
     /// (for example one endpoint with a broken address); the rest is used.

@@ -15,7 +15,7 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub const TO_BE_DELETED_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
 
 /// What the proxy needs of its own Node.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct NodeSpec {
     /// The node's name.
     pub name: Arc<str>,

@@ -22,7 +22,7 @@ pub const DEFAULT_AFFINITY_TIMEOUT_SECONDS: u32 = 10_800;
 pub const MAX_AFFINITY_TIMEOUT_SECONDS: u32 = 86_400;
 
 /// What a proxy needs of one Service, validated and normalised.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceSpec {
     /// The service's namespace and name.
     pub name: ServiceName,
@@ -47,7 +47,7 @@ pub struct ServiceSpec {
 }
 
 /// One port of a Service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServicePortSpec {
     /// The port's name (`""` when unnamed); slices' ports join on it (B5).
     pub name: Arc<str>,

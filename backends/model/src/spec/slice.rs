@@ -18,7 +18,7 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 
 /// What a proxy needs of one EndpointSlice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SliceSpec {
     /// The slice's namespace and name.
     pub name: SliceName,
@@ -33,7 +33,7 @@ pub struct SliceSpec {
 }
 
 /// One port of a slice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SlicePort {
     /// The name, equal to the service port's name (`""` when unnamed).
     pub name: Arc<str>,
@@ -44,7 +44,7 @@ pub struct SlicePort {
 }
 
 /// One endpoint of a slice, with its conditions read as the API defines their defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SliceEndpoint {
     /// The endpoint's address, canonical.
     pub address: IpAddr,
