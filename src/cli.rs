@@ -29,8 +29,37 @@ pub enum Command {
     Render(RenderArgs),
     /// Remove everything kube-ferry programmed into the kernel.
     Cleanup(CleanupArgs),
+    /// Run kube-ferry in a throwaway network-namespace lab and show real requests (root).
+    ///
+    /// Builds a lab of network namespaces (a node, two pods, an outside client), runs
+    /// kube-ferry in the node on a few example services, sends requests to their
+    /// ClusterIPs, NodePort and external IP, and prints who answered and which source
+    /// address the pod saw. Everything is removed when it ends, also on Ctrl-C.
+    Demo(DemoArgs),
     /// Print the version.
     Version,
+    /// The demo lab's pod server (run inside a pod's namespace by `demo`).
+    #[command(name = "lab-podserver", hide = true, disable_help_flag = true)]
+    LabPodserver(LabHelperArgs),
+    /// The demo lab's probe (run inside a namespace by `demo`).
+    #[command(name = "lab-probe", hide = true, disable_help_flag = true)]
+    LabProbe(LabHelperArgs),
+}
+
+/// The flags of `demo`.
+#[derive(Clone, Debug, Args)]
+pub struct DemoArgs {
+    /// The proxy mode to run the lab with.
+    #[arg(long, alias = "proxy-mode", value_enum, default_value = "nftables")]
+    pub mode: Mode,
+}
+
+/// The arguments of a lab helper, passed through unparsed.
+#[derive(Clone, Debug, Args)]
+pub struct LabHelperArgs {
+    /// The helper's own command line.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
 }
 
 /// The flags of `cleanup`.
@@ -275,6 +304,17 @@ mod tests {
         assert!(cli.run.validate().is_err());
         let err = Cli::try_parse_from(["kube-ferry", "--nodeport-addresses", "nonsense"]).unwrap_err().to_string();
         assert!(err.contains("CIDRs or `primary`"), "{err}");
+    }
+
+    #[test]
+    fn demo_and_its_hidden_lab_helpers() {
+        let cli = Cli::try_parse_from(["kube-ferry", "demo"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Demo(ref d)) if d.mode == Mode::Nftables));
+        let cli = Cli::try_parse_from(["kube-ferry", "lab-probe", "tcp", "10.96.0.10:80", "1500", "--bind", "10.244.1.10:4000"]).unwrap();
+        let Some(Command::LabProbe(helper)) = cli.command else { panic!("not lab-probe") };
+        assert_eq!(helper.args, ["tcp", "10.96.0.10:80", "1500", "--bind", "10.244.1.10:4000"]);
+        let cli = Cli::try_parse_from(["kube-ferry", "lab-podserver", "--name", "pod-0", "--tcp", "8080"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::LabPodserver(ref h)) if h.args.len() == 4));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The `kube-ferry` command.
 #![forbid(unsafe_code)]
 
+mod demo;
+
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use ferry_model::{Backend, StateBuilder};
-use kube_ferry::cli::{CleanupArgs, Cli, Command, LogFormat, Mode, RenderArgs, RunArgs};
+use kube_ferry::cli::{CleanupArgs, Cli, Command, DemoArgs, LogFormat, Mode, RenderArgs, RunArgs};
 use kube_ferry::controller::{Controller, ControllerConfig, Source};
 use kube_ferry::examples::{EXAMPLES, EXAMPLE_NODE};
 use kube_ferry::source::api::{make_client, ApiTarget};
@@ -22,10 +24,13 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(args),
         Some(Command::Render(args)) => render(&args),
         Some(Command::Cleanup(args)) => cleanup(&args),
+        Some(Command::Demo(args)) => demo(&args),
         Some(Command::Version) => {
             println!("kube-ferry {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Some(Command::LabPodserver(helper)) => return ferry_netlab::podserver_main(helper.args),
+        Some(Command::LabProbe(helper)) => return ferry_netlab::probe_main(helper.args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,6 +147,14 @@ fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `demo`: refused, as `run` refuses it, for a mode with no backend; else the lab.
+fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let mut run_args = Cli::parse_from(["kube-ferry"]).run;
+    run_args.mode = args.mode;
+    backend_for(&run_args)?;
+    demo::run(args.mode)
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use crate::bins::podserver_path;
+use crate::bins::podserver_program;
 use crate::error::LabError;
 use crate::netns::Netns;
 use crate::process::LabProcess;
@@ -110,7 +110,8 @@ impl Pod {
                 args.extend([flag.to_owned(), port.to_string()]);
             }
         }
-        self.ns.spawn(&format!("ferry-podserver {}", self.name), podserver_path()?, args)
+        let program = podserver_program()?;
+        self.ns.spawn(&format!("ferry-podserver {}", self.name), &program.path, program.args_then(args))
     }
     pub(crate) fn wait_ready(&mut self, mut process: LabProcess) -> Result<(), LabError> {
         process.wait_for_output(PODSERVER_READY, READY_TIMEOUT)?;

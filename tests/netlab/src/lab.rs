@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 
 use crate::error::LabError;
 use crate::hosts::{Client, Node, Pod, PodServer};
-use crate::netns::{unique_prefix, Netns};
+use crate::netns::{unique_prefix, unique_prefix_tagged, Netns};
 use crate::topology::{self, VxlanEnd, VXLAN_MTU};
 
 /// How two nodes carry pod traffic between them.
@@ -63,7 +63,18 @@ impl Lab {
     /// `pods` pods (`pod-i` at `10.244.1.(10+i)`), and the client (`192.0.2.2`) joined to
     /// the node (`192.0.2.1`).
     pub fn single_node(pods: usize) -> Result<Lab, LabError> {
-        Lab::build(&["node"], None, pods)
+        Lab::build(unique_prefix(), &["node"], None, pods)
+    }
+
+    /// [`Lab::single_node`], its namespaces named `kf-<tag>-<pid>-<random>-<role>`, so a
+    /// user (such as `kube-ferry demo`, tag `demo`) can tell its own apart. `tag` is
+    /// lower-case letters, digits and dashes.
+    pub fn single_node_tagged(tag: &str, pods: usize) -> Result<Lab, LabError> {
+        assert!(
+            !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "a lab tag is lower-case letters, digits and dashes: {tag:?}"
+        );
+        Lab::build(unique_prefix_tagged(tag), &["node"], None, pods)
     }
 
     /// Two nodes `node-a` (pods `10.244.1.0/24`, underlay `172.18.0.1`) and `node-b` (pods
@@ -71,12 +82,11 @@ impl Lab {
     /// `pods_per_node` pods on each (`pod-0`.. on node-a, then node-b's), and the client
     /// joined to node-a. Node-b routes the client's link via node-a.
     pub fn two_nodes(overlay: Overlay, pods_per_node: usize) -> Result<Lab, LabError> {
-        Lab::build(&["node-a", "node-b"], Some(overlay), pods_per_node)
+        Lab::build(unique_prefix(), &["node-a", "node-b"], Some(overlay), pods_per_node)
     }
 
-    fn build(names: &[&str], overlay: Option<Overlay>, pods_per_node: usize) -> Result<Lab, LabError> {
+    fn build(prefix: String, names: &[&str], overlay: Option<Overlay>, pods_per_node: usize) -> Result<Lab, LabError> {
         require_root();
-        let prefix = unique_prefix();
         let mtu = if overlay == Some(Overlay::Vxlan) { VXLAN_MTU } else { 1500 };
         let mut nodes = Vec::new();
         for (k, name) in names.iter().enumerate() {
@@ -125,7 +135,8 @@ impl Lab {
         Ok(Lab { pods, client, nodes, prefix })
     }
 
-    /// The prefix shared by every namespace of this lab (`kf-<pid>-<random>`).
+    /// The prefix shared by every namespace of this lab (`kf-<pid>-<random>`, or
+    /// `kf-<tag>-<pid>-<random>` for [`Lab::single_node_tagged`]).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

@@ -19,7 +19,9 @@
 //! The lab needs root and the `ip` and `bridge` tools of iproute2 (Debian package
 //! `iproute2`). Its two helper programs, `ferry-podserver` and `ferry-probe`, are binaries
 //! of this crate: a user of the crate builds them with `cargo build -p ferry-netlab --bins`
-//! (see [`podserver_path`]).
+//! (see [`podserver_program`]). Their logic is also a library function each
+//! ([`podserver_main`], [`probe_main`]), so another binary can carry them as subcommands
+//! and point the lab at itself with [`set_binaries`] and [`Program`]'s leading arguments.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -28,18 +30,22 @@ mod error;
 mod hosts;
 mod lab;
 mod netns;
+mod podserver;
 mod probe;
+mod probe_cli;
 mod process;
 mod topology;
 
-pub use bins::{podserver_path, probe_path, set_binaries, Binaries};
+pub use bins::{podserver_path, podserver_program, probe_path, probe_program, set_binaries, Binaries, Program};
 pub use error::LabError;
 pub use hosts::{Client, Node, Pod, PodServer, PODSERVER_READY};
 pub use lab::{Lab, Overlay};
 pub use netns::{list_namespaces, Netns};
+pub use podserver::podserver_main;
 pub use probe::{
     request, sctp_supported, tcp_request, udp_request, Answer, ProbeError, Proto, EXIT_OK, EXIT_OTHER, EXIT_REFUSED,
     EXIT_RESET, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_UNSUPPORTED, EXIT_USAGE, IPPROTO_SCTP,
 };
+pub use probe_cli::probe_main;
 pub use process::LabProcess;
 pub use topology::{CLIENT_CIDR, EXTERNAL_CIDR, POD_CIDR, SERVICE_CIDR, UNDERLAY_CIDR};

@@ -21,10 +21,17 @@ pub struct Netns {
 /// The PID keeps live test processes apart, the random part keeps a reused PID from
 /// meeting a namespace a killed run left behind, the counter keeps labs of one process apart.
 pub(crate) fn unique_prefix() -> String {
+    unique_prefix_tagged("")
+}
+
+/// [`unique_prefix`] with `tag` after `kf-` (`kf-<tag>-<pid>-...`), so one user's
+/// namespaces can be told apart from the tests'; an empty tag gives the plain prefix.
+pub(crate) fn unique_prefix_tagged(tag: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let random = RandomState::new().build_hasher().finish() & 0xffff;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("kf-{}-{random:04x}{n}", std::process::id())
+    let tag = if tag.is_empty() { String::new() } else { format!("{tag}-") };
+    format!("kf-{tag}{}-{random:04x}{n}", std::process::id())
 }
 
 /// Runs `command`; its stdout on success, else an error naming the command and its stderr.

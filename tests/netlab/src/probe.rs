@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::bins::probe_path;
+use crate::bins::probe_program;
 use crate::error::LabError;
 use crate::netns::{describe, Netns};
 
@@ -114,8 +114,9 @@ pub fn request(
     bind: Option<SocketAddr>,
     timeout: Duration,
 ) -> Result<String, ProbeError> {
-    let mut command = ns.command(probe_path()?);
-    command.args([proto.as_str(), &addr.to_string(), &timeout.as_millis().to_string()]);
+    let program = probe_program()?;
+    let mut command = ns.command(&program.path);
+    command.args(&program.args).args([proto.as_str(), &addr.to_string(), &timeout.as_millis().to_string()]);
     if let Some(bind) = bind {
         command.args(["--bind", &bind.to_string()]);
     }
