@@ -135,6 +135,10 @@ pub struct RunArgs {
     /// Where /metrics listens (IP:port, or IP for port 10249; "" for none).
     #[arg(long, default_value = "127.0.0.1:10249", value_parser = |s: &str| parse_bind(s, 10249))]
     pub metrics_bind_address: BindAddress,
+    /// nftables mode: how often a full sync rewrites the whole table to repair drift
+    /// (between them, full syncs are answered from the committed state).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub nftables_full_sync_period: Duration,
     /// Read Services, EndpointSlices and Nodes from the YAML/JSON files in DIR instead
     /// of an API server (changes are picked up while running).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["kubeconfig", "master"])]

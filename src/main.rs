@@ -71,6 +71,7 @@ fn nft_config(args: &RunArgs) -> ferry_nftables::NftConfig {
                 NodePortAddress::Primary => None,
             })
             .collect(),
+        full_sync_period: args.nftables_full_sync_period,
         ..ferry_nftables::NftConfig::default()
     }
 }

@@ -9,8 +9,9 @@ use crate::adopt::{existing_objects, ExistingObjects};
 use crate::nft::{NftRunner, NftTool};
 use ferry_model::IpFamily;
 
+use crate::full::write_full_script;
 use crate::incremental::FragmentTable;
-use crate::render::{base_ruleset, merge, render, render_fragment, NftConfig};
+use crate::render::{base_ruleset, render, render_fragment, NftConfig};
 use crate::ruleset::{script, transaction, Op, Ruleset, TableFamily};
 
 /// The nftables backend. It keeps what it committed in memory, so an incremental sync
@@ -20,6 +21,8 @@ pub struct NftablesBackend {
     config: NftConfig,
     tool: Box<dyn NftRunner>,
     refused: Vec<Refusal>,
+    last_full: Option<std::time::Instant>,
+    last_failed: bool,
     committed: Option<Committed>,
     udp_flows: UdpFlows,
     conntrack: ConntrackTool,
@@ -37,6 +40,8 @@ impl NftablesBackend {
             config,
             tool: runner,
             refused: Vec::new(),
+            last_full: None,
+            last_failed: false,
             committed: None,
             udp_flows: UdpFlows::new(),
             conntrack: ConntrackTool::default(),
@@ -93,9 +98,9 @@ impl NftablesBackend {
             fragments[slot].push((id.clone(), render_fragment(id, port, &self.config)));
         }
         self.refused.clear();
-        match self.apply_full(&fragments) {
+        match self.apply_full(fragments) {
             Ok(n) => Ok(n),
-            Err(BackendError::Refused { detail }) => {
+            Err((BackendError::Refused { detail }, mut fragments)) => {
                 // One service port the kernel will not take must not keep every other
                 // one from being programmed (B34): find it, leave it out, say so.
                 warn!(%detail, "the kernel refused the full sync; looking for the service ports it refuses");
@@ -108,35 +113,47 @@ impl NftablesBackend {
                 if self.refused.is_empty() {
                     return Err(BackendError::Refused { detail });
                 }
-                self.apply_full(&fragments)
+                self.apply_full(fragments).map_err(|(e, _)| e)
             }
-            Err(e) => Err(e),
+            Err((e, _)) => Err(e),
         }
     }
 
-    fn apply_full(&mut self, fragments: &[Vec<(ServicePortId, Ruleset)>; 2]) -> Result<usize, BackendError> {
+    /// Sends the full-sync script; on success the fragments become the committed state.
+    /// On failure the fragments come back with the error, for a second attempt.
+    #[allow(clippy::type_complexity)]
+    fn apply_full(
+        &mut self,
+        fragments: [Vec<(ServicePortId, Ruleset)>; 2],
+    ) -> Result<usize, (BackendError, [Vec<(ServicePortId, Ruleset)>; 2])> {
         let starting = self.committed.is_none();
         let mut text = String::new();
         let mut operations = 0;
         let mut base_objects = 0;
         for (slot, family) in [IpFamily::V4, IpFamily::V6].into_iter().enumerate() {
-            let desired = full_ruleset(base_ruleset(family, &self.config), &fragments[slot]);
-            base_objects += base_ruleset(family, &self.config).object_count();
-            let mut ops = full_rewrite(transaction(None, &desired), &desired);
+            let base = base_ruleset(family, &self.config);
+            base_objects += base.object_count();
+            let mut tail = Vec::new();
             if starting {
                 // Adopt the table as found (B26): what it holds for services gone while
                 // kube-ferry was down is removed in the same transaction.
-                let found = existing_objects(self.tool.as_ref(), table_family(family), &self.config.table)?;
-                ops.extend(remove_stale(&found, &desired));
+                let found = match existing_objects(self.tool.as_ref(), table_family(family), &self.config.table) {
+                    Ok(found) => found,
+                    Err(e) => return Err((e, fragments)),
+                };
+                tail = remove_stale(&found, &base, &fragments[slot]);
             }
-            operations += ops.len();
-            text.push_str(&script(table_family(family), &self.config.table, &ops));
+            operations +=
+                write_full_script(&mut text, table_family(family), &self.config.table, &base, &fragments[slot], &tail);
         }
-        self.tool.apply(&text)?;
+        if let Err(e) = self.tool.apply(&text) {
+            return Err((e, fragments));
+        }
+        drop(text);
         let [v4, v6] = fragments;
         self.committed = Some(Committed {
-            v4: FragmentTable::from_fragments(v4.iter().cloned()),
-            v6: FragmentTable::from_fragments(v6.iter().cloned()),
+            v4: FragmentTable::from_fragments(v4),
+            v6: FragmentTable::from_fragments(v6),
             base_objects,
         });
         Ok(operations)
@@ -151,9 +168,9 @@ impl NftablesBackend {
         fragments: &[(ServicePortId, Ruleset)],
     ) -> Vec<(ServicePortId, String)> {
         let check = |part: &[(ServicePortId, Ruleset)]| {
-            let desired = full_ruleset(base.clone(), part);
-            let ops = full_rewrite(transaction(None, &desired), &desired);
-            self.tool.check(&script(table_family(family), &self.config.table, &ops))
+            let mut text = String::new();
+            write_full_script(&mut text, table_family(family), &self.config.table, base, part, &[]);
+            self.tool.check(&text)
         };
         let mut refused = Vec::new();
         let mut pending = vec![fragments];
@@ -209,10 +226,23 @@ impl Backend for NftablesBackend {
     }
 
     fn sync(&mut self, state: &ProxyState, request: SyncRequest<'_>) -> Result<SyncReport, BackendError> {
-        let operations = match request {
-            SyncRequest::Full => self.sync_full(state)?,
-            SyncRequest::Changes(diff) => self.sync_changes(state, diff)?,
+        // A full rewrite costs seconds at 10,000 services: it runs on start, after a
+        // failure, and every `full_sync_period` (like upstream's hourly full sync);
+        // the sync loop's more frequent full requests are answered from the committed
+        // state, which an incremental sync keeps exact.
+        let rewrite_due = self.committed.is_none()
+            || self.last_failed
+            || self.last_full.is_none_or(|t| t.elapsed() >= self.config.full_sync_period);
+        let result = match request {
+            SyncRequest::Full if rewrite_due => self.sync_full(state),
+            SyncRequest::Full => Ok(0),
+            SyncRequest::Changes(diff) => self.sync_changes(state, diff),
         };
+        self.last_failed = result.is_err();
+        if matches!(request, SyncRequest::Full) && rewrite_due && result.is_ok() {
+            self.last_full = Some(std::time::Instant::now());
+        }
+        let operations = result?;
         debug!(operations, "nft transaction applied");
         // After the rules changed, not before: a flow deleted earlier could be
         // re-created through the old rules (B25).
@@ -244,38 +274,13 @@ impl Backend for NftablesBackend {
     }
 }
 
-/// The base ruleset with every fragment merged in.
-fn full_ruleset(mut base: Ruleset, fragments: &[(ServicePortId, Ruleset)]) -> Ruleset {
-    for (_, fragment) in fragments {
-        merge(&mut base, fragment);
-    }
-    base
-}
-
 /// Operations removing chains and sets found in the kernel that `desired` lacks.
-fn remove_stale(found: &ExistingObjects, desired: &crate::ruleset::Ruleset) -> Vec<Op> {
-    let stale: Vec<&String> = found.chains.iter().filter(|c| !desired.chains.contains_key(*c)).collect();
+fn remove_stale(found: &ExistingObjects, base: &Ruleset, fragments: &[(ServicePortId, Ruleset)]) -> Vec<Op> {
+    let has_chain = |c: &String| base.chains.contains_key(c) || fragments.iter().any(|(_, f)| f.chains.contains_key(c));
+    let has_set = |s: &String| base.maps.contains_key(s) || fragments.iter().any(|(_, f)| f.maps.contains_key(s));
+    let stale: Vec<&String> = found.chains.iter().filter(|c| !has_chain(c)).collect();
     let mut ops: Vec<Op> = stale.iter().map(|c| Op::WriteChain((*c).clone(), Vec::new())).collect();
     ops.extend(stale.into_iter().map(|c| Op::DeleteChain(c.clone())));
-    ops.extend(found.sets.iter().filter(|s| !desired.maps.contains_key(*s)).map(|s| Op::DeleteMap(s.clone(), "set")));
+    ops.extend(found.sets.iter().filter(|s| !has_set(s)).map(|s| Op::DeleteMap(s.clone(), "set")));
     ops
-}
-
-/// A full sync on top of an unknown table: maps are flushed and refilled in the same
-/// transaction (atomic: no packet sees them empty), chains are rewritten.
-fn full_rewrite(ops: Vec<Op>, desired: &crate::ruleset::Ruleset) -> Vec<Op> {
-    let mut out = Vec::with_capacity(ops.len() + desired.maps.len());
-    let mut flushed = false;
-    for op in ops {
-        if !flushed && matches!(op, Op::WriteChain(..) | Op::AddElement(..)) {
-            // Affinity sets are filled by the datapath itself: flushing them would move
-            // every client to a new endpoint on each full sync.
-            for (name, decl) in desired.maps.iter().filter(|(_, d)| !d.spec.contains("dynamic")) {
-                out.push(Op::FlushMap(name.clone(), decl.keyword));
-            }
-            flushed = true;
-        }
-        out.push(op);
-    }
-    out
 }

@@ -11,6 +11,7 @@ pub use render::NftConfig;
 
 mod adopt;
 mod backend;
+pub mod full;
 pub mod incremental;
 pub mod names;
 pub mod nft;

@@ -29,6 +29,8 @@ pub struct NftConfig {
     pub masquerade_mark: u32,
     /// `--nodeport-addresses` as CIDRs; empty means every local address.
     pub nodeport_cidrs: Vec<IpNet>,
+    /// How often a full sync rewrites the whole table (drift repair).
+    pub full_sync_period: std::time::Duration,
 }
 
 impl Default for NftConfig {
@@ -39,6 +41,7 @@ impl Default for NftConfig {
             masquerade_all: false,
             masquerade_mark: 0x4000,
             nodeport_cidrs: Vec::new(),
+            full_sync_period: std::time::Duration::from_secs(3600),
         }
     }
 }

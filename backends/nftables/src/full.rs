@@ -1,0 +1,58 @@
+//! The script of a full sync, written straight from the base ruleset and the service
+//! ports' fragments: no merged copy of the table is ever held, so the peak memory of a
+//! full sync is the fragments plus the script text.
+
+use std::collections::HashSet;
+
+use ferry_model::ServicePortId;
+
+use crate::ruleset::{script, Op, Ruleset, TableFamily};
+
+/// Writes the full-sync script of one table into `out` and returns its operation
+/// count: every set and chain declared, the static maps flushed and refilled, every
+/// chain rewritten, then `tail` (the removal of stale objects). Affinity sets (dynamic)
+/// are declared but never flushed: they hold the datapath's own state.
+pub fn write_full_script(
+    out: &mut String,
+    family: TableFamily,
+    table: &str,
+    base: &Ruleset,
+    fragments: &[(ServicePortId, Ruleset)],
+    tail: &[Op],
+) -> usize {
+    let parts = || std::iter::once(base).chain(fragments.iter().map(|(_, f)| f));
+    let mut count = 0;
+    let mut emit = |out: &mut String, ops: Vec<Op>| {
+        count += ops.len();
+        out.push_str(&script(family, table, &ops));
+    };
+    emit(out, vec![Op::AddTable]);
+    for part in parts() {
+        emit(out, part.maps.iter().map(|(n, d)| Op::AddMap(n.clone(), d.clone())).collect());
+    }
+    for part in parts() {
+        emit(out, part.chains.iter().map(|(n, c)| Op::AddChain(n.clone(), c.base.clone(), c.comment.clone())).collect());
+    }
+    emit(
+        out,
+        base.maps.iter().filter(|(_, d)| !d.spec.contains("dynamic")).map(|(n, d)| Op::FlushMap(n.clone(), d.keyword)).collect(),
+    );
+    for part in parts() {
+        emit(out, part.chains.iter().map(|(n, c)| Op::WriteChain(n.clone(), c.rules.clone())).collect());
+    }
+    // Shared elements (a ClusterIP of several ports, a hairpin pair) are added once.
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
+    for part in parts() {
+        let mut ops = Vec::new();
+        for (map, elements) in &part.elements {
+            for (key, value) in elements {
+                if seen.insert((map.as_str(), key.as_str())) {
+                    ops.push(Op::AddElement(map.clone(), key.clone(), value.clone()));
+                }
+            }
+        }
+        emit(out, ops);
+    }
+    emit(out, tail.to_vec());
+    count
+}
