@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Proxy Services on this node (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print what a mode would program for a set of manifests, without root and
     /// without touching the kernel.
     Render(RenderArgs),

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => run(cli.run),
-        Some(Command::Run(args)) => run(args),
+        Some(Command::Run(args)) => run(*args),
         Some(Command::Render(args)) => render(&args),
         Some(Command::Cleanup(args)) => cleanup(&args),
         Some(Command::Demo(args)) => demo(&args),
