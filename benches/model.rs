@@ -19,6 +19,7 @@
 //!   time of the full `diff::diff` goes (map walk versus id comparisons).
 
 use std::collections::BTreeMap;
+use ferry_fixtures::measure::{median, proc_status_mib, thousands};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::process::{Command, ExitCode};
@@ -219,20 +220,6 @@ impl SizeResult {
     }
 }
 
-/// A field of /proc/self/status in MiB (`VmHWM`, `VmRSS`); 0 when unavailable.
-fn proc_status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
-        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 /// Asserts the diff is one changed port whose endpoints lost one and gained one.
 fn assert_one_endpoint_change(d: &StateDiff, what: &str) {
@@ -277,7 +264,7 @@ fn run_one(n: usize) -> SizeResult {
     r.endpoints = state.endpoint_count();
     assert_eq!(r.endpoints, n * ENDPOINTS_PER_SLICE);
     r.local_endpoints = state.ports().flat_map(|(_, p)| p.endpoints.iter()).filter(|e| e.is_local).count();
-    r.rss_after_build_mib = proc_status_mib("VmRSS");
+    r.rss_after_build_mib = proc_status_mib(std::process::id(), "VmRSS");
 
     // 2. One-endpoint change: one slice replaced by a version with one endpoint's address
     //    changed, alternating between the two versions. Timed: set_slice + rebuild.
@@ -362,7 +349,7 @@ fn run_one(n: usize) -> SizeResult {
     drop(old);
 
     // 6. Peak RSS of this process (this size only).
-    r.peak_rss_mib = proc_status_mib("VmHWM");
+    r.peak_rss_mib = proc_status_mib(std::process::id(), "VmHWM");
     black_box(&builder);
     // The process ends right after: freeing ~10^6 small allocations would only slow it.
     std::mem::forget(builder);
@@ -517,16 +504,4 @@ fn parent() -> ExitCode {
         eprintln!("model bench: a target was missed at {} services", thousands(TARGET_SIZE));
         ExitCode::FAILURE
     }
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

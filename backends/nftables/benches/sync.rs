@@ -34,6 +34,7 @@
 //!   sync goes (render / transaction / script / dropping the old render).
 
 use std::collections::BTreeMap;
+use ferry_fixtures::measure::{median, proc_status_mib, thousands};
 use std::hint::black_box;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -902,30 +903,4 @@ fn report(results: &[Fields], rss: Option<&Rss>, lat: Option<&Latency>) {
 
 fn us_of(d: Duration) -> f64 {
     d.as_nanos() as f64 / 1_000.0
-}
-
-fn proc_status_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
-        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
