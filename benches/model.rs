@@ -18,8 +18,8 @@
 //! - `FERRY_BENCH_BREAKDOWN=1` (with `FERRY_BENCH_N`): also print to stderr where the
 //!   time of the full `diff::diff` goes (map walk versus id comparisons).
 
-use std::collections::BTreeMap;
 use ferry_fixtures::measure::{median, proc_status_mib, thousands};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::process::{Command, ExitCode};
@@ -219,7 +219,6 @@ impl SizeResult {
         }
     }
 }
-
 
 /// Asserts the diff is one changed port whose endpoints lost one and gained one.
 fn assert_one_endpoint_change(d: &StateDiff, what: &str) {

@@ -292,7 +292,14 @@ mod tests {
         assert_eq!(cli.run.metrics_bind_address.0, Some("127.0.0.1:10249".parse().unwrap()));
         assert_eq!(cli.run.min_sync_period, Duration::from_secs(1));
         assert_eq!(cli.run.sync_period, Duration::from_secs(30));
-        let cli = Cli::try_parse_from(["kube-ferry", "--healthz-bind-address", "127.0.0.1", "--cluster-cidr", "10.244.0.0/16,fd00::/48"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "kube-ferry",
+            "--healthz-bind-address",
+            "127.0.0.1",
+            "--cluster-cidr",
+            "10.244.0.0/16,fd00::/48",
+        ])
+        .unwrap();
         assert_eq!(cli.run.healthz_bind_address.0, Some("127.0.0.1:10256".parse().unwrap()));
         assert_eq!(cli.run.cluster_cidr.len(), 2);
     }
@@ -314,7 +321,16 @@ mod tests {
     fn demo_and_its_hidden_lab_helpers() {
         let cli = Cli::try_parse_from(["kube-ferry", "demo"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Demo(ref d)) if d.mode == Mode::Nftables));
-        let cli = Cli::try_parse_from(["kube-ferry", "lab-probe", "tcp", "10.96.0.10:80", "1500", "--bind", "10.244.1.10:4000"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "kube-ferry",
+            "lab-probe",
+            "tcp",
+            "10.96.0.10:80",
+            "1500",
+            "--bind",
+            "10.244.1.10:4000",
+        ])
+        .unwrap();
         let Some(Command::LabProbe(helper)) = cli.command else { panic!("not lab-probe") };
         assert_eq!(helper.args, ["tcp", "10.96.0.10:80", "1500", "--bind", "10.244.1.10:4000"]);
         let cli = Cli::try_parse_from(["kube-ferry", "lab-podserver", "--name", "pod-0", "--tcp", "8080"]).unwrap();

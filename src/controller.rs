@@ -73,7 +73,11 @@ pub struct Controller {
 impl Controller {
     /// Binds the servers (failing at once if an address is taken), then starts the
     /// source, the sync loop and the servers.
-    pub async fn start(config: ControllerConfig, source: Source, backend: Box<dyn Backend>) -> anyhow::Result<Controller> {
+    pub async fn start(
+        config: ControllerConfig,
+        source: Source,
+        backend: Box<dyn Backend>,
+    ) -> anyhow::Result<Controller> {
         let tracker = Arc::new(ChangeTracker::new());
         let health = Arc::new(ProxyHealth::new(config.timing.sync_period, tracker.clone()));
         let metrics = Arc::new(ProxyMetrics::new());

@@ -144,7 +144,11 @@ fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
                     println!("removed {line}");
                 }
             }
-            other => bail!("--mode {}: this build of kube-ferry has no {} backend yet, so it made nothing to remove", other.name(), other.name()),
+            other => bail!(
+                "--mode {}: this build of kube-ferry has no {} backend yet, so it made nothing to remove",
+                other.name(),
+                other.name()
+            ),
         }
     }
     Ok(())
@@ -188,7 +192,10 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
     println!("# kube-ferry render --mode {} (node {node})", args.mode.name());
     if args.mode == Mode::Nftables {
         println!("# The nft transaction a first sync sends (nft -f -), then the model it comes from.");
-        print!("{}", ferry_nftables::NftablesBackend::render_scripts(builder.state(), &ferry_nftables::NftConfig::default()));
+        print!(
+            "{}",
+            ferry_nftables::NftablesBackend::render_scripts(builder.state(), &ferry_nftables::NftConfig::default())
+        );
         println!();
     } else {
         println!("# The {} backend is not built yet: this is the model it will program.", args.mode.name());

@@ -72,19 +72,59 @@ impl ProxyMetrics {
             refused_service_ports: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("sync_proxy_rules_duration_seconds", "Time one sync took, backend included", m.sync_duration.clone());
-        registry.register("sync_proxy_rules_last_timestamp_seconds", "Unix time of the last successful sync", m.last_sync_timestamp.clone());
-        registry.register("sync_proxy_rules_last_queued_timestamp_seconds", "Unix time a change was last queued", m.last_queued_timestamp.clone());
-        registry.register("sync_proxy_rules_service_changes_pending", "Service changes queued, not yet synced", m.pending_service_changes.clone());
-        registry.register("sync_proxy_rules_endpoint_changes_pending", "EndpointSlice changes queued, not yet synced", m.pending_endpoint_changes.clone());
+        registry.register(
+            "sync_proxy_rules_duration_seconds",
+            "Time one sync took, backend included",
+            m.sync_duration.clone(),
+        );
+        registry.register(
+            "sync_proxy_rules_last_timestamp_seconds",
+            "Unix time of the last successful sync",
+            m.last_sync_timestamp.clone(),
+        );
+        registry.register(
+            "sync_proxy_rules_last_queued_timestamp_seconds",
+            "Unix time a change was last queued",
+            m.last_queued_timestamp.clone(),
+        );
+        registry.register(
+            "sync_proxy_rules_service_changes_pending",
+            "Service changes queued, not yet synced",
+            m.pending_service_changes.clone(),
+        );
+        registry.register(
+            "sync_proxy_rules_endpoint_changes_pending",
+            "EndpointSlice changes queued, not yet synced",
+            m.pending_endpoint_changes.clone(),
+        );
         registry.register("sync_proxy_rules_service_changes", "Service changes seen", m.service_changes.clone());
-        registry.register("sync_proxy_rules_endpoint_changes", "EndpointSlice changes seen", m.endpoint_changes.clone());
-        registry.register("sync_proxy_rules_failures", "Syncs the backend failed (retried with backoff)", m.sync_failures.clone());
+        registry.register(
+            "sync_proxy_rules_endpoint_changes",
+            "EndpointSlice changes seen",
+            m.endpoint_changes.clone(),
+        );
+        registry.register(
+            "sync_proxy_rules_failures",
+            "Syncs the backend failed (retried with backoff)",
+            m.sync_failures.clone(),
+        );
         registry.register("sync_proxy_rules", "Syncs completed", m.syncs.clone());
         registry.register("programmed_objects", "What is programmed, by kind", m.programmed.clone());
-        registry.register("sync_proxy_rules_no_local_endpoints", "Service ports with a Local policy and no local endpoint", m.no_local_endpoints.clone());
-        registry.register("kernel_refused_service_ports", "Service ports the kernel refused in the last sync (left out)", m.refused_service_ports.clone());
-        registry.register("rejected_objects", "Objects skipped as invalid (1 each; see the log for the reason)", m.rejected_objects.clone());
+        registry.register(
+            "sync_proxy_rules_no_local_endpoints",
+            "Service ports with a Local policy and no local endpoint",
+            m.no_local_endpoints.clone(),
+        );
+        registry.register(
+            "kernel_refused_service_ports",
+            "Service ports the kernel refused in the last sync (left out)",
+            m.refused_service_ports.clone(),
+        );
+        registry.register(
+            "rejected_objects",
+            "Objects skipped as invalid (1 each; see the log for the reason)",
+            m.rejected_objects.clone(),
+        );
         ProxyMetrics { registry, ..m }
     }
 

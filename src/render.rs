@@ -17,7 +17,14 @@ pub fn model_table(state: &ProxyState, rejections: &[Rejection]) -> String {
             let _ = writeln!(out, "  (no endpoints: connections are rejected)");
         }
         for ep in &port.endpoints {
-            let _ = writeln!(out, "  -> {:<24} {:<6} {:<22} {}", ep.addr().to_string(), where_(ep), condition(ep), used_for(ep));
+            let _ = writeln!(
+                out,
+                "  -> {:<24} {:<6} {:<22} {}",
+                ep.addr().to_string(),
+                where_(ep),
+                condition(ep),
+                used_for(ep)
+            );
         }
     }
     if !rejections.is_empty() {

@@ -4,7 +4,11 @@ use std::process::Command;
 
 fn kube_ferry(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kube-ferry")).args(args).output().expect("the binary runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -24,7 +28,10 @@ fn render_without_arguments_prints_the_built_in_examples() {
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
-    assert!(!out.contains("db") && !out.contains("mesh") && !out.contains("upstream"), "ignored services stay out:\n{out}");
+    assert!(
+        !out.contains("db") && !out.contains("mesh") && !out.contains("upstream"),
+        "ignored services stay out:\n{out}"
+    );
     assert!(!out.contains("skipped"), "{out}");
 }
 

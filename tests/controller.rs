@@ -36,11 +36,17 @@ async fn create_update_and_delete_reach_the_backend() {
     assert!(first.full, "the first sync is full");
 
     api.apply(&web_slice(&["10.244.1.5", "10.244.1.6"]));
-    eventually("the new endpoint", WAIT, || last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.5:8080,10.244.1.6:8080"])).await;
+    eventually("the new endpoint", WAIT, || {
+        last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.5:8080,10.244.1.6:8080"])
+    })
+    .await;
     let last = backend.syncs().pop().unwrap();
     let diff = last.diff.expect("an incremental sync");
     assert_eq!(diff.changed.len(), 1);
-    assert_eq!(diff.changed[0].endpoints.added.iter().map(ToString::to_string).collect::<Vec<_>>(), vec!["10.244.1.6:8080"]);
+    assert_eq!(
+        diff.changed[0].endpoints.added.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec!["10.244.1.6:8080"]
+    );
 
     api.apply(&service("default", "api").cluster_ip("10.96.0.11").port("", 443, "TCP").build());
     eventually("the second service", WAIT, || backend.last_state().is_some_and(|s| s.len() == 2)).await;
@@ -54,15 +60,31 @@ async fn create_update_and_delete_reach_the_backend() {
 async fn services_for_another_proxy_and_headless_slices_are_not_even_watched() {
     let api = FakeApiServer::start().await.unwrap();
     api.apply(&web());
-    api.apply(&service("default", "mesh").cluster_ip("10.96.0.12").port("", 80, "TCP").label("service.kubernetes.io/service-proxy-name", "other").build());
+    api.apply(
+        &service("default", "mesh")
+            .cluster_ip("10.96.0.12")
+            .port("", 80, "TCP")
+            .label("service.kubernetes.io/service-proxy-name", "other")
+            .build(),
+    );
     api.apply(&web_slice(&["10.244.1.5"]));
-    api.apply(&slice("default", "db-1", "db", "IPv4").label("service.kubernetes.io/headless", "").ready("10.244.1.9", NODE).build());
+    api.apply(
+        &slice("default", "db-1", "db", "IPv4")
+            .label("service.kubernetes.io/headless", "")
+            .ready("10.244.1.9", NODE)
+            .build(),
+    );
     let (controller, backend) = api_controller(&api, config(Duration::from_millis(20), Duration::from_secs(30))).await;
     eventually("the first sync", WAIT, || backend.sync_count() > 0).await;
     let state = backend.last_state().unwrap();
     assert_eq!(summary(&state), vec!["default/web:http/TCP (IPv4) -> 10.244.1.5:8080"]);
     // The headless slice was filtered by the API server: no "missing service" rejection.
-    let metrics = reqwest::get(format!("http://{}/metrics", controller.metrics_addr.unwrap())).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("http://{}/metrics", controller.metrics_addr.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!metrics.contains("db-1"), "{metrics}");
     controller.stop().await;
 }
@@ -109,7 +131,13 @@ async fn a_burst_of_a_thousand_changes_is_coalesced_into_a_handful_of_syncs() {
 /// Forces the next watch to get 410 Gone: a change the watchers filter out moves the
 /// resource version on, then history is compacted and the watches closed.
 fn force_410(api: &FakeApiServer) {
-    api.apply(&service("default", "filtered").cluster_ip("10.96.9.9").port("", 1, "TCP").label("service.kubernetes.io/service-proxy-name", "x").build());
+    api.apply(
+        &service("default", "filtered")
+            .cluster_ip("10.96.9.9")
+            .port("", 1, "TCP")
+            .label("service.kubernetes.io/service-proxy-name", "x")
+            .build(),
+    );
     api.apply(&slice("default", "filtered-1", "filtered", "IPv4").label("service.kubernetes.io/headless", "").build());
     api.compact();
     api.close_watches();
@@ -130,7 +158,10 @@ async fn a_410_relists_without_spurious_deletes_and_applies_what_changed_meanwhi
     api.delete::<Service>(Some("default"), "old");
     force_410(&api);
     eventually("a relist", WAIT, || api.list_requests("Service") > lists_before).await;
-    eventually("the deletion found by the relist", WAIT, || last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.5:8080"])).await;
+    eventually("the deletion found by the relist", WAIT, || {
+        last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.5:8080"])
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     for sync in backend.syncs() {
         assert!(
@@ -156,7 +187,10 @@ async fn an_api_server_restart_is_survived_without_spurious_deletes() {
     force_410(&api);
     api.restart(true).await.unwrap();
     api.apply(&web_slice(&["10.244.1.5", "10.244.1.7"]));
-    eventually("the change after the restart", WAIT, || last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.5:8080,10.244.1.7:8080"])).await;
+    eventually("the change after the restart", WAIT, || {
+        last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.5:8080,10.244.1.7:8080"])
+    })
+    .await;
     assert!(api.list_requests("EndpointSlice") > lists_before, "a restart that lost history forces a relist");
     for sync in backend.syncs() {
         assert_eq!(sync.state.len(), 1, "the service was never dropped");
@@ -184,7 +218,12 @@ async fn a_failed_sync_is_retried_as_a_full_sync_with_backoff() {
     assert!(first_gap >= Duration::from_millis(900), "first retry after {first_gap:?}");
     assert!(second_gap >= first_gap + Duration::from_millis(500), "backoff grows: {first_gap:?} then {second_gap:?}");
     assert!(last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.6:8080"]));
-    let metrics = reqwest::get(format!("http://{}/metrics", controller.metrics_addr.unwrap())).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("http://{}/metrics", controller.metrics_addr.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("kubeferry_sync_proxy_rules_failures_total 2"), "{metrics}");
     controller.stop().await;
 }
@@ -194,12 +233,19 @@ async fn the_nodes_zone_and_deletion_come_from_its_node_object() {
     let api = FakeApiServer::start().await.unwrap();
     api.apply(&node("node-b").zone("zone-x").build());
     api.apply(&web());
-    api.apply(&slice("default", "web-1", "web", "IPv4").port("http", 8080, "TCP")
-        .ready("10.244.1.5", NODE).hints(&["zone-a"], &[])
-        .ready("10.244.2.5", "node-b").hints(&["zone-b"], &[]).build());
+    api.apply(
+        &slice("default", "web-1", "web", "IPv4")
+            .port("http", 8080, "TCP")
+            .ready("10.244.1.5", NODE)
+            .hints(&["zone-a"], &[])
+            .ready("10.244.2.5", "node-b")
+            .hints(&["zone-b"], &[])
+            .build(),
+    );
     let (controller, backend) = api_controller(&api, config(Duration::from_millis(20), Duration::from_secs(30))).await;
     let cluster_set = |b: &ferry_fixtures::RecordingBackend| {
-        b.last_state().map(|s| s.ports().next().unwrap().1.cluster_endpoints().map(|e| e.addr().to_string()).collect::<Vec<_>>())
+        b.last_state()
+            .map(|s| s.ports().next().unwrap().1.cluster_endpoints().map(|e| e.addr().to_string()).collect::<Vec<_>>())
     };
     eventually("both endpoints without a zone", WAIT, || cluster_set(&backend).is_some_and(|c| c.len() == 2)).await;
     api.apply(&node(NODE).zone("zone-b").build());
@@ -228,7 +274,10 @@ async fn bookmarks_keep_the_watch_going_without_relists() {
     eventually("the first sync", WAIT, || backend.sync_count() > 0).await;
     tokio::time::sleep(Duration::from_millis(200)).await; // several bookmarks
     api.apply(&web_slice(&["10.244.1.8"]));
-    eventually("a change after bookmarks", WAIT, || last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.8:8080"])).await;
+    eventually("a change after bookmarks", WAIT, || {
+        last_is(&backend, &["default/web:http/TCP (IPv4) -> 10.244.1.8:8080"])
+    })
+    .await;
     assert_eq!(api.list_requests("Service"), 1, "bookmarks never cause a relist");
     assert_eq!(api.list_requests("EndpointSlice"), 1);
     controller.stop().await;

@@ -40,9 +40,13 @@ fn write(dir: &Path, name: &str, text: &str) {
 
 async fn start(dir: &Path) -> (Controller, RecordingBackend) {
     let backend = RecordingBackend::new();
-    let controller = Controller::start(config(Duration::from_millis(20), Duration::from_secs(30)), Source::Dir(dir.to_owned()), Box::new(backend.clone()))
-        .await
-        .unwrap();
+    let controller = Controller::start(
+        config(Duration::from_millis(20), Duration::from_secs(30)),
+        Source::Dir(dir.to_owned()),
+        Box::new(backend.clone()),
+    )
+    .await
+    .unwrap();
     (controller, backend)
 }
 
@@ -54,7 +58,8 @@ async fn changes_to_files_are_picked_up() {
     eventually("the first sync", WAIT, || last_is(&backend, &["demo/web:http/TCP (IPv4) -> 10.244.1.5:8080"])).await;
 
     write(dir.path(), "web.yaml", &WEB.replace("10.244.1.5", "10.244.1.6"));
-    eventually("the edited endpoint", WAIT, || last_is(&backend, &["demo/web:http/TCP (IPv4) -> 10.244.1.6:8080"])).await;
+    eventually("the edited endpoint", WAIT, || last_is(&backend, &["demo/web:http/TCP (IPv4) -> 10.244.1.6:8080"]))
+        .await;
 
     let json = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Service","metadata":{"name":"api","namespace":"demo"},"spec":{"clusterIP":"10.96.0.11","ports":[{"port":443}]}}]}"#;
     write(dir.path(), "api.json", json);
@@ -72,12 +77,20 @@ async fn a_malformed_file_keeps_the_last_good_state() {
     let (controller, backend) = start(dir.path()).await;
     eventually("the first sync", WAIT, || backend.sync_count() == 1).await;
 
-    write(dir.path(), "web.yaml", &WEB.replace("ports: [{name: http, port: 80}]", "ports: [{name: http, port: eighty}]"));
+    write(
+        dir.path(),
+        "web.yaml",
+        &WEB.replace("ports: [{name: http, port: 80}]", "ports: [{name: http, port: eighty}]"),
+    );
     // Another file changes too, so we know the directory was rescanned.
     write(dir.path(), "other.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: other, namespace: demo}\nspec:\n  clusterIP: 10.96.0.12\n  ports: [{port: 81}]\n");
     eventually("the other file", WAIT, || backend.last_state().is_some_and(|s| s.len() == 2)).await;
     let state = backend.last_state().unwrap();
-    assert!(summary(&state).contains(&"demo/web:http/TCP (IPv4) -> 10.244.1.5:8080".to_owned()), "{:?}", summary(&state));
+    assert!(
+        summary(&state).contains(&"demo/web:http/TCP (IPv4) -> 10.244.1.5:8080".to_owned()),
+        "{:?}",
+        summary(&state)
+    );
     controller.stop().await;
 }
 

@@ -51,7 +51,13 @@ async fn healthz_livez_and_metrics_answer() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("shop.yaml"), lb_local(free_port(), true)).unwrap();
     let backend = RecordingBackend::new();
-    let controller = Controller::start(config(Duration::from_millis(20), Duration::from_secs(30)), Source::Dir(dir.path().into()), Box::new(backend.clone())).await.unwrap();
+    let controller = Controller::start(
+        config(Duration::from_millis(20), Duration::from_secs(30)),
+        Source::Dir(dir.path().into()),
+        Box::new(backend.clone()),
+    )
+    .await
+    .unwrap();
     eventually("the first sync", WAIT, || backend.sync_count() > 0).await;
     let base = format!("http://{}", controller.healthz_addr.unwrap());
 
@@ -65,7 +71,12 @@ async fn healthz_livez_and_metrics_answer() {
     assert_eq!(r.status(), 200);
     assert_eq!(reqwest::get(format!("{base}/nothing")).await.unwrap().status(), 404);
 
-    let metrics = reqwest::get(format!("http://{}/metrics", controller.metrics_addr.unwrap())).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("http://{}/metrics", controller.metrics_addr.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in [
         "kubeferry_sync_proxy_rules_duration_seconds_bucket",
         "kubeferry_sync_proxy_rules_last_timestamp_seconds",
@@ -87,7 +98,13 @@ async fn health_goes_503_when_a_change_waits_longer_than_twice_the_sync_period()
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("shop.yaml"), lb_local(free_port(), true)).unwrap();
     let backend = RecordingBackend::new();
-    let controller = Controller::start(config(Duration::ZERO, Duration::from_millis(300)), Source::Dir(dir.path().into()), Box::new(backend.clone())).await.unwrap();
+    let controller = Controller::start(
+        config(Duration::ZERO, Duration::from_millis(300)),
+        Source::Dir(dir.path().into()),
+        Box::new(backend.clone()),
+    )
+    .await
+    .unwrap();
     eventually("the first sync", WAIT, || backend.sync_count() > 0).await;
     let url = format!("http://{}/livez", controller.healthz_addr.unwrap());
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
@@ -114,7 +131,13 @@ async fn b30_health_check_node_port_counts_usable_local_endpoints() {
     let port = free_port();
     std::fs::write(dir.path().join("shop.yaml"), lb_local(port, true)).unwrap();
     let backend = RecordingBackend::new();
-    let controller = Controller::start(config(Duration::from_millis(20), Duration::from_secs(30)), Source::Dir(dir.path().into()), Box::new(backend.clone())).await.unwrap();
+    let controller = Controller::start(
+        config(Duration::from_millis(20), Duration::from_secs(30)),
+        Source::Dir(dir.path().into()),
+        Box::new(backend.clone()),
+    )
+    .await
+    .unwrap();
     let url = format!("http://127.0.0.1:{port}/");
     eventually_async("the health-check server", WAIT, || {
         let url = url.clone();

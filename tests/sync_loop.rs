@@ -16,7 +16,14 @@ async fn nothing_is_programmed_until_both_lists_are_complete_and_no_change_means
     let backend = RecordingBackend::new();
     let timing = SyncTiming::new(Duration::ZERO, Duration::from_secs(30)).unwrap();
     let health = Arc::new(ProxyHealth::new(timing.sync_period, tracker.clone()));
-    let sync = SyncLoop::new("node-a", Box::new(backend.clone()), tracker.clone(), health, Arc::new(ProxyMetrics::new()), timing);
+    let sync = SyncLoop::new(
+        "node-a",
+        Box::new(backend.clone()),
+        tracker.clone(),
+        health,
+        Arc::new(ProxyMetrics::new()),
+        timing,
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(sync.run(async move {
         let _ = stopped.await;

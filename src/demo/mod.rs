@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ferry_model::StateBuilder;
-use ferry_netlab::{list_namespaces, request, set_binaries, Answer, Binaries, Lab, LabProcess, Netns, PodServer, ProbeError, Program, Proto};
+use ferry_netlab::{
+    list_namespaces, request, set_binaries, Answer, Binaries, Lab, LabProcess, Netns, PodServer, ProbeError, Program,
+    Proto,
+};
 use kube_ferry::cli::Mode;
 use kube_ferry::source::file::ManifestDir;
 use kube_ferry::tracker::ChangeTracker;
@@ -214,7 +217,11 @@ fn fill(text: &str, node: &str, pods: &[Ipv4Addr]) -> String {
 
 /// One line per service port of the filled manifests, from the model kube-ferry builds
 /// from them (so it shows what kube-ferry will program, not what the demo hopes).
-fn describe_services(files: &[(String, String)], node: &str, pod_names: &BTreeMap<IpAddr, String>) -> anyhow::Result<Table> {
+fn describe_services(
+    files: &[(String, String)],
+    node: &str,
+    pod_names: &BTreeMap<IpAddr, String>,
+) -> anyhow::Result<Table> {
     let tracker = ChangeTracker::new();
     let texts: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     let errors = ManifestDir::new(Path::new("demo"), node).load_texts(&texts, &tracker);
@@ -276,7 +283,10 @@ fn ask(ns: &Netns, proto: Proto, to: SocketAddr) -> Outcome {
 
 fn demo(mode: Mode, exe: &Path, slot: &mut Option<DemoLab>) -> anyhow::Result<()> {
     let total = Instant::now();
-    println!("kube-ferry demo --mode {}: real packets through kube-ferry in a throwaway network-namespace lab", mode.name());
+    println!(
+        "kube-ferry demo --mode {}: real packets through kube-ferry in a throwaway network-namespace lab",
+        mode.name()
+    );
     println!();
 
     // The lab.
@@ -307,9 +317,15 @@ fn demo(mode: Mode, exe: &Path, slot: &mut Option<DemoLab>) -> anyhow::Result<()
     let bridge = IpAddr::V4(node.bridge_ip());
     let client_ip = lab.lab.client().ip();
     let pod_ips: Vec<Ipv4Addr> = lab.lab.pods().iter().map(|p| p.ip()).collect();
-    let pod_names: BTreeMap<IpAddr, String> = lab.lab.pods().iter().map(|p| (IpAddr::V4(p.ip()), p.name().to_owned())).collect();
+    let pod_names: BTreeMap<IpAddr, String> =
+        lab.lab.pods().iter().map(|p| (IpAddr::V4(p.ip()), p.name().to_owned())).collect();
     let ports = POD_PORTS.map(|p| p.to_string()).join(", ");
-    let mut namespaces: Vec<String> = lab.lab.namespaces().iter().map(|n| n.trim_start_matches(lab.lab.prefix()).trim_start_matches('-').to_owned()).collect();
+    let mut namespaces: Vec<String> = lab
+        .lab
+        .namespaces()
+        .iter()
+        .map(|n| n.trim_start_matches(lab.lab.prefix()).trim_start_matches('-').to_owned())
+        .collect();
     namespaces.push("gw".into());
     println!("lab: namespaces {}-{{{}}}, built in {}", lab.lab.prefix(), namespaces.join(","), secs(start.elapsed()));
     let mut hosts = Table::new(&["host", "addresses", "role"]);
@@ -319,7 +335,11 @@ fn demo(mode: Mode, exe: &Path, slot: &mut Option<DemoLab>) -> anyhow::Result<()
         "runs kube-ferry; routes 10.96.0.0/12 to a sink (namespace gw)".into(),
     ]);
     for pod in lab.lab.pods() {
-        hosts.row(vec![pod.name().to_owned(), pod.ip().to_string(), format!("TCP+UDP {ports}: answers \"<its name> <source seen>\"")]);
+        hosts.row(vec![
+            pod.name().to_owned(),
+            pod.ip().to_string(),
+            format!("TCP+UDP {ports}: answers \"<its name> <source seen>\""),
+        ]);
     }
     hosts.row(vec![
         "client".into(),
@@ -330,7 +350,8 @@ fn demo(mode: Mode, exe: &Path, slot: &mut Option<DemoLab>) -> anyhow::Result<()
     println!();
 
     // The services.
-    let files: Vec<(String, String)> = MANIFESTS.iter().map(|(name, text)| ((*name).to_owned(), fill(text, &node_name, &pod_ips))).collect();
+    let files: Vec<(String, String)> =
+        MANIFESTS.iter().map(|(name, text)| ((*name).to_owned(), fill(text, &node_name, &pod_ips))).collect();
     let services = describe_services(&files, &node_name, &pod_names)?;
     for (name, text) in &files {
         lab.manifests.write(name, text)?;
@@ -372,10 +393,13 @@ fn demo(mode: Mode, exe: &Path, slot: &mut Option<DemoLab>) -> anyhow::Result<()
         if let Some(status) = lab.proxy.as_mut().and_then(LabProcess::try_wait) {
             bail!("kube-ferry exited ({status}) before the ClusterIP answered");
         }
-        if let Outcome::Answered { .. } = match request(lab.lab.client().ns(), Proto::Tcp, WEB, None, Duration::from_millis(300)) {
-            Ok(line) => Answer::parse(&line).map_or(Outcome::Failed(line), |a| Outcome::Answered { pod: a.name, saw: a.peer.ip() }),
-            Err(e) => Outcome::Failed(e.to_string()),
-        } {
+        if let Outcome::Answered { .. } =
+            match request(lab.lab.client().ns(), Proto::Tcp, WEB, None, Duration::from_millis(300)) {
+                Ok(line) => Answer::parse(&line)
+                    .map_or(Outcome::Failed(line), |a| Outcome::Answered { pod: a.name, saw: a.peer.ip() }),
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        {
             break;
         }
         if start.elapsed() > READY_TIMEOUT {
@@ -389,13 +413,69 @@ fn demo(mode: Mode, exe: &Path, slot: &mut Option<DemoLab>) -> anyhow::Result<()
     // The requests.
     let node_port = SocketAddr::new(IpAddr::V4(node_ip), WEB_NODE_PORT);
     let asks = [
-        Ask { from: Sender::Client, service: "web", kind: "ClusterIP".into(), to: WEB, proto: Proto::Tcp, times: 6, until_both: false },
-        Ask { from: Sender::Client, service: "dns", kind: "ClusterIP".into(), to: DNS, proto: Proto::Udp, times: 2, until_both: false },
-        Ask { from: Sender::Pod(0), service: "web", kind: "ClusterIP".into(), to: WEB, proto: Proto::Tcp, times: 4, until_both: true },
-        Ask { from: Sender::Pod(1), service: "dns", kind: "ClusterIP".into(), to: DNS, proto: Proto::Udp, times: 2, until_both: false },
-        Ask { from: Sender::Node, service: "web", kind: "ClusterIP".into(), to: WEB, proto: Proto::Tcp, times: 2, until_both: false },
-        Ask { from: Sender::Client, service: "web", kind: "NodePort".into(), to: node_port, proto: Proto::Tcp, times: 2, until_both: false },
-        Ask { from: Sender::Client, service: "web", kind: "external IP".into(), to: WEB_EXTERNAL, proto: Proto::Tcp, times: 2, until_both: false },
+        Ask {
+            from: Sender::Client,
+            service: "web",
+            kind: "ClusterIP".into(),
+            to: WEB,
+            proto: Proto::Tcp,
+            times: 6,
+            until_both: false,
+        },
+        Ask {
+            from: Sender::Client,
+            service: "dns",
+            kind: "ClusterIP".into(),
+            to: DNS,
+            proto: Proto::Udp,
+            times: 2,
+            until_both: false,
+        },
+        Ask {
+            from: Sender::Pod(0),
+            service: "web",
+            kind: "ClusterIP".into(),
+            to: WEB,
+            proto: Proto::Tcp,
+            times: 4,
+            until_both: true,
+        },
+        Ask {
+            from: Sender::Pod(1),
+            service: "dns",
+            kind: "ClusterIP".into(),
+            to: DNS,
+            proto: Proto::Udp,
+            times: 2,
+            until_both: false,
+        },
+        Ask {
+            from: Sender::Node,
+            service: "web",
+            kind: "ClusterIP".into(),
+            to: WEB,
+            proto: Proto::Tcp,
+            times: 2,
+            until_both: false,
+        },
+        Ask {
+            from: Sender::Client,
+            service: "web",
+            kind: "NodePort".into(),
+            to: node_port,
+            proto: Proto::Tcp,
+            times: 2,
+            until_both: false,
+        },
+        Ask {
+            from: Sender::Client,
+            service: "web",
+            kind: "external IP".into(),
+            to: WEB_EXTERNAL,
+            proto: Proto::Tcp,
+            times: 2,
+            until_both: false,
+        },
     ];
     let ns_of = |from: Sender| match from {
         Sender::Client => lab.lab.client().ns(),
@@ -500,13 +580,21 @@ fn demo(mode: Mode, exe: &Path, slot: &mut Option<DemoLab>) -> anyhow::Result<()
         masq.push(format!("requests from {} (outside {CLUSTER_CIDR})", and(&outside)));
     }
     if !hairpins.is_empty() {
-        masq.push(format!("hairpins ({} reaching {})", and(&hairpins), if hairpins.len() == 1 { "itself" } else { "themselves" }));
+        masq.push(format!(
+            "hairpins ({} reaching {})",
+            and(&hairpins),
+            if hairpins.len() == 1 { "itself" } else { "themselves" }
+        ));
     }
     if !masq.is_empty() {
         let _ = writeln!(summary, "  masqueraded, so the pod saw the node's {bridge}: {}", masq.join("; "));
     }
     if !kept.is_empty() {
-        let _ = writeln!(summary, "  source kept, so the pod saw the sender's own address: {} (pod to pod needs no NAT)", and(&kept));
+        let _ = writeln!(
+            summary,
+            "  source kept, so the pod saw the sender's own address: {} (pod to pod needs no NAT)",
+            and(&kept)
+        );
     }
     let _ = writeln!(
         summary,
@@ -537,8 +625,9 @@ mod tests {
         for (name, text) in &files {
             assert!(!text.contains("{{"), "{name} has a placeholder left:\n{text}");
         }
-        let names: BTreeMap<IpAddr, String> =
-            [("10.244.1.10", "pod-0"), ("10.244.1.11", "pod-1")].map(|(ip, n)| (ip.parse().unwrap(), n.to_owned())).into();
+        let names: BTreeMap<IpAddr, String> = [("10.244.1.10", "pod-0"), ("10.244.1.11", "pod-1")]
+            .map(|(ip, n)| (ip.parse().unwrap(), n.to_owned()))
+            .into();
         let table = describe_services(&files, "node", &names).unwrap().render("");
         assert_eq!(table.lines().count(), 2 + 3, "{table}");
         assert!(table.contains("ClusterIP 10.96.0.10:80, NodePort 30080, external IP 198.51.100.10"), "{table}");
@@ -550,7 +639,14 @@ mod tests {
     #[test]
     fn the_addresses_the_demo_asks_are_the_manifests() {
         let all: String = MANIFESTS.iter().map(|(_, t)| *t).collect();
-        for needle in ["clusterIP: 10.96.0.10", "port: 80", "nodePort: 30080", "externalIPs: [198.51.100.10]", "clusterIP: 10.96.0.53", "port: 53"] {
+        for needle in [
+            "clusterIP: 10.96.0.10",
+            "port: 80",
+            "nodePort: 30080",
+            "externalIPs: [198.51.100.10]",
+            "clusterIP: 10.96.0.53",
+            "port: 53",
+        ] {
             assert!(all.contains(needle), "{needle}");
         }
         assert_eq!((WEB.port(), WEB_NODE_PORT, DNS.port()), (80, 30080, 53));

@@ -13,15 +13,30 @@ struct Tool {
 }
 
 const TOOLS: &[Tool] = &[
-    Tool { program: "ip", version_flag: "-V", package: "iproute2", why: "the lab's namespaces and links are made with it" },
-    Tool { program: "nft", version_flag: "--version", package: "nftables", why: "the nftables backend programs the kernel with it" },
+    Tool {
+        program: "ip",
+        version_flag: "-V",
+        package: "iproute2",
+        why: "the lab's namespaces and links are made with it",
+    },
+    Tool {
+        program: "nft",
+        version_flag: "--version",
+        package: "nftables",
+        why: "the nftables backend programs the kernel with it",
+    },
     Tool {
         program: "conntrack",
         version_flag: "--version",
         package: "conntrack",
         why: "the backend clears stale connection-tracking entries with it",
     },
-    Tool { program: "sysctl", version_flag: "--version", package: "procps", why: "the lab turns on forwarding in its node with it" },
+    Tool {
+        program: "sysctl",
+        version_flag: "--version",
+        package: "procps",
+        why: "the lab turns on forwarding in its node with it",
+    },
 ];
 
 /// The directories system tools live in, which a non-root `PATH` often lacks (and
@@ -60,9 +75,11 @@ pub fn check() -> anyhow::Result<()> {
         match in_sbin(tool) {
             // Run through sudo, it will be on the PATH.
             Some(_) if !root => {}
-            Some(path) => problems.push(format!("`{}` is at {path}, which is not on PATH: add its directory to PATH", tool.program)),
+            Some(path) => problems
+                .push(format!("`{}` is at {path}, which is not on PATH: add its directory to PATH", tool.program)),
             None => {
-                problems.push(format!("`{}` (Debian package `{}`) is missing: {}", tool.program, tool.package, tool.why));
+                problems
+                    .push(format!("`{}` (Debian package `{}`) is missing: {}", tool.program, tool.package, tool.why));
                 missing.push(tool);
             }
         }

@@ -47,7 +47,8 @@ pub fn install() -> anyhow::Result<()> {
         };
         runtime.block_on(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let streams = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()));
+            let streams =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()));
             let (mut int, mut term, mut hup) = match streams {
                 (Ok(a), Ok(b), Ok(c)) => (a, b, c),
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {

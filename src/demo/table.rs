@@ -57,9 +57,6 @@ mod tests {
         let mut t = Table::new(&["a", "bee", "c"]);
         t.row(vec!["long cell".into(), "x".into(), "last".into()]);
         t.row(vec!["y".into()]);
-        assert_eq!(
-            t.render("  "),
-            "  a          bee  c\n  ---------  ---  ----\n  long cell  x    last\n  y\n"
-        );
+        assert_eq!(t.render("  "), "  a          bee  c\n  ---------  ---  ----\n  long cell  x    last\n  y\n");
     }
 }

@@ -84,7 +84,9 @@ impl ServiceHealthServers {
                     info!(port, service = %check.service, "health-check server started");
                     self.servers.insert(port, Server { check: tx, task });
                 }
-                Err(e) => error!(%addr, service = %check.service, error = %e, "cannot serve the health-check node port"),
+                Err(e) => {
+                    error!(%addr, service = %check.service, error = %e, "cannot serve the health-check node port")
+                }
             }
         }
     }

@@ -74,23 +74,38 @@ pub async fn run_api_source(client: Client, node_name: String, tracker: Arc<Chan
         watcher::Config::default().fields(&format!("metadata.name={node_name}")),
     );
     let t = tracker.clone();
-    let services = follow(services, "Services", move |change| match change {
-        Change::Listed => t.listed(ListKind::Services),
-        Change::Apply(s) => t.service(key_of_service(&s), Some(ServiceSpec::admit(&s))),
-        Change::Delete(key) => t.service(key, None),
-    }, key_of_service);
+    let services = follow(
+        services,
+        "Services",
+        move |change| match change {
+            Change::Listed => t.listed(ListKind::Services),
+            Change::Apply(s) => t.service(key_of_service(&s), Some(ServiceSpec::admit(&s))),
+            Change::Delete(key) => t.service(key, None),
+        },
+        key_of_service,
+    );
     let t = tracker.clone();
-    let slices = follow(slices, "EndpointSlices", move |change| match change {
-        Change::Listed => t.listed(ListKind::EndpointSlices),
-        Change::Apply(s) => t.slice(key_of_slice(&s), Some(SliceSpec::admit(&s))),
-        Change::Delete(key) => t.slice(key, None),
-    }, key_of_slice);
+    let slices = follow(
+        slices,
+        "EndpointSlices",
+        move |change| match change {
+            Change::Listed => t.listed(ListKind::EndpointSlices),
+            Change::Apply(s) => t.slice(key_of_slice(&s), Some(SliceSpec::admit(&s))),
+            Change::Delete(key) => t.slice(key, None),
+        },
+        key_of_slice,
+    );
     let t = tracker;
-    let nodes = follow(nodes, "Node", move |change| match change {
-        Change::Listed => {}
-        Change::Apply(n) => t.node(Some(NodeSpec::admit(&n))),
-        Change::Delete(()) => t.node(None),
-    }, |_: &Node| ());
+    let nodes = follow(
+        nodes,
+        "Node",
+        move |change| match change {
+            Change::Listed => {}
+            Change::Apply(n) => t.node(Some(NodeSpec::admit(&n))),
+            Change::Delete(()) => t.node(None),
+        },
+        |_: &Node| (),
+    );
     tokio::join!(services, slices, nodes);
 }
 

@@ -107,7 +107,10 @@ impl ManifestDir {
         let paths = match manifest_paths(&self.dir) {
             Ok(paths) => paths,
             Err(e) => {
-                errors.push(format!("{}: cannot list the directory: {e}; keeping the last good state", self.dir.display()));
+                errors.push(format!(
+                    "{}: cannot list the directory: {e}; keeping the last good state",
+                    self.dir.display()
+                ));
                 return errors;
             }
         };
@@ -162,7 +165,9 @@ impl ManifestDir {
                     self.files.insert(path, FileState { text_hash, entries });
                     changed = true;
                 }
-                Err(e) => errors.push(format!("{}:{}: {}; keeping its last good objects", path.display(), e.line, e.message)),
+                Err(e) => {
+                    errors.push(format!("{}:{}: {}; keeping its last good objects", path.display(), e.line, e.message))
+                }
             }
         }
         changed
@@ -191,7 +196,12 @@ impl ManifestDir {
             for entry in &file.entries {
                 let key = entry.key();
                 if let Some((_, _, first)) = union.get(&key) {
-                    errors.push(format!("{} is in both {} and {}; the latter is used", describe(&key), first.display(), path.display()));
+                    errors.push(format!(
+                        "{} is in both {} and {}; the latter is used",
+                        describe(&key),
+                        first.display(),
+                        path.display()
+                    ));
                 }
                 union.insert(key, (entry.fingerprint(), entry, path));
             }

@@ -44,7 +44,8 @@ pub fn parse_manifests(text: &str) -> Result<Vec<ManifestObject>, ManifestError>
                 let items = value.get("items").and_then(Value::as_sequence).cloned().unwrap_or_default();
                 for (i, item) in items.into_iter().enumerate() {
                     let item_kind = item.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
-                    let item_kind = if item_kind.is_empty() { kind.trim_end_matches("List").to_owned() } else { item_kind };
+                    let item_kind =
+                        if item_kind.is_empty() { kind.trim_end_matches("List").to_owned() } else { item_kind };
                     let object = typed_from_value(&item_kind, item).map_err(|message| ManifestError {
                         line: first_line,
                         message: format!("items[{i}] of the {kind} starting here: {message}"),
@@ -136,7 +137,9 @@ mod tests {
     #[test]
     fn errors_name_the_line_in_the_whole_file() {
         // Line 16 has a string where an integer port belongs.
-        let bad = format!("{TWO}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: b\nspec:\n  ports:\n  - port: eighty\n");
+        let bad = format!(
+            "{TWO}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: b\nspec:\n  ports:\n  - port: eighty\n"
+        );
         let err = parse_manifests(&bad).unwrap_err();
         assert_eq!(err.line, 27, "{err}");
         assert!(err.message.contains("invalid"), "{err}");

@@ -53,7 +53,8 @@ impl ProxyLab {
         // packet came in on: the kernel sends no ICMP error back out of it.
         let gateway = Netns::create_unique("gw").expect("gateway namespace");
         let node = lab.node(0).ns();
-        node.ip(["link", "add", "eth-gw", "type", "veth", "peer", "name", "eth0", "netns", gateway.name()]).expect("gateway veth");
+        node.ip(["link", "add", "eth-gw", "type", "veth", "peer", "name", "eth0", "netns", gateway.name()])
+            .expect("gateway veth");
         node.ip(["addr", "add", "203.0.113.1/24", "dev", "eth-gw"]).expect("gateway address");
         node.ip(["link", "set", "eth-gw", "up"]).expect("gateway link up");
         gateway.ip(["addr", "add", "203.0.113.2/24", "dev", "eth0"]).expect("gateway address");
@@ -99,7 +100,12 @@ impl ProxyLab {
             "".into(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let proxy = self.lab.node(0).ns().spawn("kube-ferry", env!("CARGO_BIN_EXE_kube-ferry"), &args).expect("kube-ferry starts");
+        let proxy = self
+            .lab
+            .node(0)
+            .ns()
+            .spawn("kube-ferry", env!("CARGO_BIN_EXE_kube-ferry"), &args)
+            .expect("kube-ferry starts");
         self.proxy = Some(proxy);
         // Its first sync is logged as "synced"; only then are its rules in place.
         let _ = self.until("kube-ferry's first sync", || self.proxy_log(), |log| log.contains(" synced"));
@@ -127,7 +133,9 @@ impl ProxyLab {
 
     /// Runs `kube-ferry ARGS` in the node and returns its stdout.
     pub fn kube_ferry(&self, args: &[&str]) -> String {
-        self.node_ns().exec(env!("CARGO_BIN_EXE_kube-ferry"), args).unwrap_or_else(|e| panic!("kube-ferry {args:?}: {e}"))
+        self.node_ns()
+            .exec(env!("CARGO_BIN_EXE_kube-ferry"), args)
+            .unwrap_or_else(|e| panic!("kube-ferry {args:?}: {e}"))
     }
 
     /// One request from a fixed source address and port.
@@ -137,7 +145,13 @@ impl ProxyLab {
     }
 
     /// Which pods answer `n` requests from `from` to `to`, with how many answers each.
-    pub fn spread(&self, from: &Netns, proto: Proto, to: SocketAddr, n: usize) -> std::collections::BTreeMap<String, usize> {
+    pub fn spread(
+        &self,
+        from: &Netns,
+        proto: Proto,
+        to: SocketAddr,
+        n: usize,
+    ) -> std::collections::BTreeMap<String, usize> {
         let mut counts = std::collections::BTreeMap::new();
         for _ in 0..n {
             let a = self.ask(from, proto, to).unwrap_or_else(|e| panic!("request to {to}: {e}\n{}", self.diagnose()));
@@ -196,7 +210,13 @@ impl ProxyLab {
 
 /// A Service manifest. `ports` are `(name, port, protocol, node_port)`; `extra` is more
 /// YAML for `spec` (indented by 2).
-pub fn service(name: &str, cluster_ip: &str, svc_type: &str, ports: &[(&str, u16, &str, Option<u16>)], extra: &str) -> String {
+pub fn service(
+    name: &str,
+    cluster_ip: &str,
+    svc_type: &str,
+    ports: &[(&str, u16, &str, Option<u16>)],
+    extra: &str,
+) -> String {
     let mut out = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: lab}}\nspec:\n  type: {svc_type}\n  clusterIP: {cluster_ip}\n  clusterIPs: [{cluster_ip}]\n  ports:\n"
     );

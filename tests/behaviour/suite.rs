@@ -9,8 +9,13 @@ use super::*;
 fn web(lab: &ProxyLab, pods: &[usize]) -> String {
     let node = lab.node_name();
     let eps: Vec<_> = pods.iter().map(|i| (lab.pod_ip(*i), node.as_str(), true, true, false)).collect();
-    service("web", "10.96.0.10", "NodePort", &[("http", 80, "TCP", Some(30080)), ("dns", 53, "UDP", None)], "  externalIPs: [198.51.100.10]\n")
-        + &slice("web", &[("http", "TCP"), ("dns", "UDP")], &eps)
+    service(
+        "web",
+        "10.96.0.10",
+        "NodePort",
+        &[("http", 80, "TCP", Some(30080)), ("dns", 53, "UDP", None)],
+        "  externalIPs: [198.51.100.10]\n",
+    ) + &slice("web", &[("http", "TCP"), ("dns", "UDP")], &eps)
 }
 
 /// B7, B8, B9 (external IP), B20, B21, B22 and B14 on one node with two pods.
@@ -22,7 +27,9 @@ pub fn clusterip_nodeport_external_ip_and_source_addresses(mode: &'static str) {
     let vip = sa("10.96.0.10:80");
 
     // B7 + B22: from outside, masqueraded (the pod sees the node's bridge address).
-    let a = lab.until("the ClusterIP from the client", || lab.ask(lab.client_ns(), Proto::Tcp, vip), Result::is_ok).unwrap();
+    let a = lab
+        .until("the ClusterIP from the client", || lab.ask(lab.client_ns(), Proto::Tcp, vip), Result::is_ok)
+        .unwrap();
     assert!(a.name.starts_with("pod-"), "{a:?}");
     assert_eq!(a.peer.ip(), bridge, "off-cluster traffic is masqueraded (B22)");
     // UDP too.
@@ -71,11 +78,18 @@ pub fn wrong_ports_and_services_without_endpoints_are_refused(mode: &'static str
     lab.write("web.yaml", &web(&lab, &[0]));
     lab.write(
         "empty.yaml",
-        &(service("empty", "10.96.0.11", "NodePort", &[("http", 80, "TCP", Some(30081)), ("dns", 53, "UDP", None)], "")
-            + &slice("empty", &[("http", "TCP"), ("dns", "UDP")], &[])),
+        &(service(
+            "empty",
+            "10.96.0.11",
+            "NodePort",
+            &[("http", 80, "TCP", Some(30081)), ("dns", 53, "UDP", None)],
+            "",
+        ) + &slice("empty", &[("http", "TCP"), ("dns", "UDP")], &[])),
     );
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    let _ = lab.until("the live service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")), Result::is_ok).unwrap();
+    let _ = lab
+        .until("the live service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")), Result::is_ok)
+        .unwrap();
 
     let refused = |r: &Result<Answer, ProbeError>| matches!(r, Err(ProbeError::Refused));
     let r = lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:81"));
@@ -112,12 +126,44 @@ pub fn local_traffic_policies(mode: &'static str) {
     let (p0, p1) = (lab.pod_ip(0), lab.pod_ip(1));
     let mixed = [(p0, node.as_str(), true, true, false), (p1, "elsewhere", true, true, false)];
     let remote = [(p1, "elsewhere", true, true, false)];
-    lab.write("int.yaml", &(service("int", "10.96.0.20", "ClusterIP", &[("", 80, "TCP", None)], "  internalTrafficPolicy: Local\n") + &slice("int", &[("", "TCP")], &mixed)));
-    lab.write("int-remote.yaml", &(service("int-remote", "10.96.0.21", "ClusterIP", &[("", 80, "TCP", None)], "  internalTrafficPolicy: Local\n") + &slice("int-remote", &[("", "TCP")], &remote)));
-    lab.write("ext.yaml", &(service("ext", "10.96.0.22", "NodePort", &[("", 80, "TCP", Some(30090))], "  externalTrafficPolicy: Local\n") + &slice("ext", &[("", "TCP")], &mixed)));
-    lab.write("ext-remote.yaml", &(service("ext-remote", "10.96.0.23", "NodePort", &[("", 80, "TCP", Some(30091))], "  externalTrafficPolicy: Local\n  externalIPs: [198.51.100.23]\n") + &slice("ext-remote", &[("", "TCP")], &remote)));
+    lab.write(
+        "int.yaml",
+        &(service("int", "10.96.0.20", "ClusterIP", &[("", 80, "TCP", None)], "  internalTrafficPolicy: Local\n")
+            + &slice("int", &[("", "TCP")], &mixed)),
+    );
+    lab.write(
+        "int-remote.yaml",
+        &(service(
+            "int-remote",
+            "10.96.0.21",
+            "ClusterIP",
+            &[("", 80, "TCP", None)],
+            "  internalTrafficPolicy: Local\n",
+        ) + &slice("int-remote", &[("", "TCP")], &remote)),
+    );
+    lab.write(
+        "ext.yaml",
+        &(service(
+            "ext",
+            "10.96.0.22",
+            "NodePort",
+            &[("", 80, "TCP", Some(30090))],
+            "  externalTrafficPolicy: Local\n",
+        ) + &slice("ext", &[("", "TCP")], &mixed)),
+    );
+    lab.write(
+        "ext-remote.yaml",
+        &(service(
+            "ext-remote",
+            "10.96.0.23",
+            "NodePort",
+            &[("", 80, "TCP", Some(30091))],
+            "  externalTrafficPolicy: Local\n  externalIPs: [198.51.100.23]\n",
+        ) + &slice("ext-remote", &[("", "TCP")], &remote)),
+    );
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    let _ = lab.until("the services", || lab.ask(lab.pod_ns(1), Proto::Tcp, sa("10.96.0.20:80")), Result::is_ok).unwrap();
+    let _ =
+        lab.until("the services", || lab.ask(lab.pod_ns(1), Proto::Tcp, sa("10.96.0.20:80")), Result::is_ok).unwrap();
 
     // B16: ClusterIP traffic only to local endpoints; none local means drop, not reject.
     let spread = lab.spread(lab.pod_ns(1), Proto::Tcp, sa("10.96.0.20:80"), 20);
@@ -136,9 +182,13 @@ pub fn local_traffic_policies(mode: &'static str) {
     let r = lab.ask(lab.client_ns(), Proto::Tcp, sa("198.51.100.23:80"));
     assert!(dropped(&r), "external IP, Local policy, no local endpoint: dropped (B17): {r:?}");
     // A pod of this node, and the node itself, still reach every endpoint.
-    let a = lab.ask(lab.pod_ns(0), Proto::Tcp, sa("198.51.100.23:80")).expect("pod to external IP goes to all endpoints (B17)");
+    let a = lab
+        .ask(lab.pod_ns(0), Proto::Tcp, sa("198.51.100.23:80"))
+        .expect("pod to external IP goes to all endpoints (B17)");
     assert_eq!(a.name, "pod-1");
-    let a = lab.ask(lab.node_ns(), Proto::Tcp, sa("198.51.100.23:80")).expect("node to external IP goes to all endpoints (B17)");
+    let a = lab
+        .ask(lab.node_ns(), Proto::Tcp, sa("198.51.100.23:80"))
+        .expect("node to external IP goes to all endpoints (B17)");
     assert_eq!(a.name, "pod-1");
 }
 
@@ -151,14 +201,19 @@ pub fn terminating_endpoints_are_a_fallback(mode: &'static str) {
     let draining = [(p0, node.as_str(), false, true, true), (p1, node.as_str(), false, false, true)];
     lab.write("web.yaml", &(svc.clone() + &slice("web", &[("", "TCP")], &draining)));
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    let _ = lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.30:80")), Result::is_ok).unwrap();
+    let _ =
+        lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.30:80")), Result::is_ok).unwrap();
     let spread = lab.spread(lab.client_ns(), Proto::Tcp, sa("10.96.0.30:80"), 20);
     assert_eq!(spread.keys().collect::<Vec<_>>(), vec!["pod-0"], "only the serving terminating endpoint: {spread:?}");
 
     let mut with_ready = draining.to_vec();
     with_ready.push((p2, node.as_str(), true, true, false));
     lab.write("web.yaml", &(svc + &slice("web", &[("", "TCP")], &with_ready)));
-    let _ = lab.until("the ready endpoint alone", || lab.spread(lab.client_ns(), Proto::Tcp, sa("10.96.0.30:80"), 10), |s| s.keys().collect::<Vec<_>>() == vec!["pod-2"]);
+    let _ = lab.until(
+        "the ready endpoint alone",
+        || lab.spread(lab.client_ns(), Proto::Tcp, sa("10.96.0.30:80"), 10),
+        |s| s.keys().collect::<Vec<_>>() == vec!["pod-2"],
+    );
 }
 
 /// B15: ClientIP affinity keeps a client on one endpoint; None spreads again.
@@ -167,16 +222,29 @@ pub fn client_ip_affinity(mode: &'static str) {
     let node = lab.node_name();
     let eps = [(lab.pod_ip(0), node.as_str(), true, true, false), (lab.pod_ip(1), node.as_str(), true, true, false)];
     let sticky = "  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 300}}\n";
-    lab.write("web.yaml", &(service("web", "10.96.0.40", "ClusterIP", &[("", 80, "TCP", None)], sticky) + &slice("web", &[("", "TCP")], &eps)));
+    lab.write(
+        "web.yaml",
+        &(service("web", "10.96.0.40", "ClusterIP", &[("", 80, "TCP", None)], sticky)
+            + &slice("web", &[("", "TCP")], &eps)),
+    );
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    let _ = lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.40:80")), Result::is_ok).unwrap();
+    let _ =
+        lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.40:80")), Result::is_ok).unwrap();
     let spread = lab.spread(lab.client_ns(), Proto::Tcp, sa("10.96.0.40:80"), 30);
     assert_eq!(spread.len(), 1, "one client, one endpoint under affinity: {spread:?}");
     let spread = lab.spread(lab.node_ns(), Proto::Tcp, sa("10.96.0.40:80"), 30);
     assert_eq!(spread.len(), 1, "the node is one client too: {spread:?}");
 
-    lab.write("web.yaml", &(service("web", "10.96.0.40", "ClusterIP", &[("", 80, "TCP", None)], "") + &slice("web", &[("", "TCP")], &eps)));
-    let _ = lab.until("spreading again", || lab.spread(lab.client_ns(), Proto::Tcp, sa("10.96.0.40:80"), 30), |s| s.len() == 2);
+    lab.write(
+        "web.yaml",
+        &(service("web", "10.96.0.40", "ClusterIP", &[("", 80, "TCP", None)], "")
+            + &slice("web", &[("", "TCP")], &eps)),
+    );
+    let _ = lab.until(
+        "spreading again",
+        || lab.spread(lab.client_ns(), Proto::Tcp, sa("10.96.0.40:80"), 30),
+        |s| s.len() == 2,
+    );
 }
 
 /// B9 and B10: load-balancer IPs (not `ipMode: Proxy` ones) and their source ranges.
@@ -191,14 +259,22 @@ pub fn load_balancer_ips_and_source_ranges(mode: &'static str) {
     };
     lab.write("lb.yaml", &lb("192.0.2.0/30"));
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    let a = lab.until("the load-balancer IP", || lab.ask(lab.client_ns(), Proto::Tcp, sa("198.51.100.50:80")), Result::is_ok).unwrap();
+    let a = lab
+        .until("the load-balancer IP", || lab.ask(lab.client_ns(), Proto::Tcp, sa("198.51.100.50:80")), Result::is_ok)
+        .unwrap();
     assert_eq!(a.name, "pod-0", "a client inside the source range reaches the LB IP (B10)");
     let r = lab.ask(lab.client_ns(), Proto::Tcp, sa("198.51.100.51:80"));
     assert!(r.is_err(), "an ipMode: Proxy ingress gets no rule (B9): {r:?}");
 
     lab.write("lb.yaml", &lb("10.0.0.0/8"));
-    let _ = lab.until("the source range to apply", || lab.ask(lab.client_ns(), Proto::Tcp, sa("198.51.100.50:80")), dropped);
-    let a = lab.ask(lab.client_ns(), Proto::Tcp, node_addr(&lab, 30050)).expect("source ranges do not filter the NodePort (B10)");
+    let _ = lab.until(
+        "the source range to apply",
+        || lab.ask(lab.client_ns(), Proto::Tcp, sa("198.51.100.50:80")),
+        dropped,
+    );
+    let a = lab
+        .ask(lab.client_ns(), Proto::Tcp, node_addr(&lab, 30050))
+        .expect("source ranges do not filter the NodePort (B10)");
     assert_eq!(a.name, "pod-0");
 }
 
@@ -208,7 +284,9 @@ pub fn masquerade_without_cluster_cidr_and_masquerade_all(mode: &'static str) {
     lab.write("web.yaml", &web(&lab, &[0, 1]));
     lab.start_proxy(&[]);
     let client = IpAddr::V4(lab.lab.client().ip());
-    let a = lab.until("the ClusterIP", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")), Result::is_ok).unwrap();
+    let a = lab
+        .until("the ClusterIP", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")), Result::is_ok)
+        .unwrap();
     assert_eq!(a.peer.ip(), client, "without --cluster-cidr ClusterIP traffic is not masqueraded (B23)");
     let a = lab.ask(lab.client_ns(), Proto::Tcp, node_addr(&lab, 30080)).expect("the NodePort");
     assert_eq!(a.peer.ip(), IpAddr::V4(lab.lab.node(0).bridge_ip()), "NodePort traffic is masqueraded all the same");
@@ -216,7 +294,11 @@ pub fn masquerade_without_cluster_cidr_and_masquerade_all(mode: &'static str) {
 
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR, "--masquerade-all"]);
     let bridge = IpAddr::V4(lab.lab.node(0).bridge_ip());
-    let _ = lab.until("pod traffic masqueraded", || lab.ask(lab.pod_ns(0), Proto::Tcp, sa("10.96.0.10:80")), |r| r.as_ref().is_ok_and(|a| a.peer.ip() == bridge));
+    let _ = lab.until(
+        "pod traffic masqueraded",
+        || lab.ask(lab.pod_ns(0), Proto::Tcp, sa("10.96.0.10:80")),
+        |r| r.as_ref().is_ok_and(|a| a.peer.ip() == bridge),
+    );
     for _ in 0..10 {
         let a = lab.ask(lab.pod_ns(0), Proto::Tcp, sa("10.96.0.10:80")).expect("the ClusterIP");
         assert_eq!(a.peer.ip(), bridge, "--masquerade-all masquerades pod traffic too");
@@ -231,17 +313,30 @@ pub fn changes_reach_the_kernel(mode: &'static str) {
     let svc = service("web", "10.96.0.60", "ClusterIP", &[("", 80, "TCP", None)], "");
     lab.write("web.yaml", &(svc.clone() + &slice("web", &[("", "TCP")], &[(p0, node.as_str(), true, true, false)])));
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    let _ = lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.60:80")), Result::is_ok).unwrap();
+    let _ =
+        lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.60:80")), Result::is_ok).unwrap();
 
     let start = std::time::Instant::now();
     lab.write("web.yaml", &(svc.clone() + &slice("web", &[("", "TCP")], &[(p1, node.as_str(), true, true, false)])));
-    let _ = lab.until("the new endpoint", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.60:80")), |r| r.as_ref().is_ok_and(|a| a.name == "pod-1"));
+    let _ = lab.until(
+        "the new endpoint",
+        || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.60:80")),
+        |r| r.as_ref().is_ok_and(|a| a.name == "pod-1"),
+    );
     assert!(start.elapsed() < Duration::from_secs(5), "an endpoint change took {:?}", start.elapsed());
 
-    lab.write("other.yaml", &(service("other", "10.96.0.61", "ClusterIP", &[("", 81, "TCP", None)], "") + &slice("other", &[("", "TCP")], &[(p0, node.as_str(), true, true, false)])));
+    lab.write(
+        "other.yaml",
+        &(service("other", "10.96.0.61", "ClusterIP", &[("", 81, "TCP", None)], "")
+            + &slice("other", &[("", "TCP")], &[(p0, node.as_str(), true, true, false)])),
+    );
     let _ = lab.until("a new service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.61:81")), Result::is_ok);
     lab.remove("web.yaml");
-    let _ = lab.until("the deleted service gone", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.60:80")), Result::is_err);
+    let _ = lab.until(
+        "the deleted service gone",
+        || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.60:80")),
+        Result::is_err,
+    );
     assert!(lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.61:81")).is_ok(), "the other service is untouched");
 }
 
@@ -256,16 +351,28 @@ pub fn stale_udp_flows_are_cleared(mode: &'static str) {
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
     let from = sa("192.0.2.2:40053");
     let vip = sa("10.96.0.70:53");
-    let _ = lab.until("the UDP service", || lab.ask_from(lab.client_ns(), Proto::Udp, vip, from), |r| r.as_ref().is_ok_and(|a| a.name == "pod-0"));
+    let _ = lab.until(
+        "the UDP service",
+        || lab.ask_from(lab.client_ns(), Proto::Udp, vip, from),
+        |r| r.as_ref().is_ok_and(|a| a.name == "pod-0"),
+    );
 
     lab.write("dns.yaml", &(svc.clone() + &slice("dns", &[("", "UDP")], &[(p1, node.as_str(), true, true, false)])));
-    let _ = lab.until("the same 5-tuple on the new endpoint", || lab.ask_from(lab.client_ns(), Proto::Udp, vip, from), |r| r.as_ref().is_ok_and(|a| a.name == "pod-1"));
+    let _ = lab.until(
+        "the same 5-tuple on the new endpoint",
+        || lab.ask_from(lab.client_ns(), Proto::Udp, vip, from),
+        |r| r.as_ref().is_ok_and(|a| a.name == "pod-1"),
+    );
 
     // No endpoints: rejected, and the reject is cached in conntrack for this 5-tuple.
     lab.write("dns.yaml", &(svc.clone() + &slice("dns", &[("", "UDP")], &[])));
     let _ = lab.until("the reject", || lab.ask_from(lab.client_ns(), Proto::Udp, vip, from), refused);
     lab.write("dns.yaml", &(svc + &slice("dns", &[("", "UDP")], &[(p0, node.as_str(), true, true, false)])));
-    let _ = lab.until("the same 5-tuple answered again", || lab.ask_from(lab.client_ns(), Proto::Udp, vip, from), |r| r.as_ref().is_ok_and(|a| a.name == "pod-0"));
+    let _ = lab.until(
+        "the same 5-tuple answered again",
+        || lab.ask_from(lab.client_ns(), Proto::Udp, vip, from),
+        |r| r.as_ref().is_ok_and(|a| a.name == "pod-0"),
+    );
 }
 
 /// B26, B27, B28: a restart keeps rules working, foreign rules are never touched, and
@@ -314,11 +421,17 @@ pub fn restart_foreign_rules_and_cleanup(mode: &'static str) {
 pub fn topology_hints(mode: &'static str) {
     let mut lab = ProxyLab::single_node(mode, 2);
     let node = lab.node_name();
-    let node_yaml = format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {node}\n  labels: {{topology.kubernetes.io/zone: zone-b}}\n");
+    let node_yaml = format!(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {node}\n  labels: {{topology.kubernetes.io/zone: zone-b}}\n"
+    );
     lab.write("node.yaml", &node_yaml);
     let svc = service("web", "10.96.0.80", "ClusterIP", &[("", 80, "TCP", None)], "");
-    let eps = slice("web", &[("", "TCP")], &[(lab.pod_ip(0), node.as_str(), true, true, false), (lab.pod_ip(1), node.as_str(), true, true, false)])
-        .replacen("  conditions:", "  hints: {forZones: [{name: zone-a}]}\n  conditions:", 1);
+    let eps = slice(
+        "web",
+        &[("", "TCP")],
+        &[(lab.pod_ip(0), node.as_str(), true, true, false), (lab.pod_ip(1), node.as_str(), true, true, false)],
+    )
+    .replacen("  conditions:", "  hints: {forZones: [{name: zone-a}]}\n  conditions:", 1);
     let eps = {
         // The second endpoint's hint: zone-b.
         let idx = eps.rfind("  conditions:").unwrap();
@@ -326,7 +439,8 @@ pub fn topology_hints(mode: &'static str) {
     };
     lab.write("web.yaml", &(svc + &eps));
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    let _ = lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.80:80")), Result::is_ok).unwrap();
+    let _ =
+        lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.80:80")), Result::is_ok).unwrap();
     let spread = lab.spread(lab.client_ns(), Proto::Tcp, sa("10.96.0.80:80"), 20);
     assert_eq!(spread.keys().collect::<Vec<_>>(), vec!["pod-1"], "only the zone-b endpoint (B18): {spread:?}");
 }
@@ -337,9 +451,14 @@ pub fn cross_node_endpoints(mode: &'static str, overlay: ferry_netlab::Overlay) 
     let a = lab.lab.node(0).name().to_owned();
     let b = lab.lab.node(1).name().to_owned();
     let eps = [(lab.pod_ip(0), a.as_str(), true, true, false), (lab.pod_ip(1), b.as_str(), true, true, false)];
-    lab.write("web.yaml", &(service("web", "10.96.0.90", "NodePort", &[("", 80, "TCP", Some(30099))], "") + &slice("web", &[("", "TCP")], &eps)));
+    lab.write(
+        "web.yaml",
+        &(service("web", "10.96.0.90", "NodePort", &[("", 80, "TCP", Some(30099))], "")
+            + &slice("web", &[("", "TCP")], &eps)),
+    );
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    let _ = lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.90:80")), Result::is_ok).unwrap();
+    let _ =
+        lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.90:80")), Result::is_ok).unwrap();
     let spread = lab.spread(lab.client_ns(), Proto::Tcp, sa("10.96.0.90:80"), 30);
     assert_eq!(spread.len(), 2, "both the local and the remote pod answer: {spread:?}");
     let spread = lab.spread(lab.pod_ns(0), Proto::Tcp, sa("10.96.0.90:80"), 30);
@@ -355,14 +474,21 @@ pub fn restart_adopts_the_table(mode: &'static str) {
     let node = lab.node_name();
     let eps = [(lab.pod_ip(0), node.as_str(), true, true, false)];
     lab.write("web.yaml", &web(&lab, &[0]));
-    lab.write("old.yaml", &(service("old", "10.96.0.99", "NodePort", &[("", 80, "TCP", Some(30098))], "") + &slice("old", &[("", "TCP")], &eps)));
+    lab.write(
+        "old.yaml",
+        &(service("old", "10.96.0.99", "NodePort", &[("", 80, "TCP", Some(30098))], "")
+            + &slice("old", &[("", "TCP")], &eps)),
+    );
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
     assert!(lab.nft(&["list", "table", "ip", "kube-ferry"]).contains("lab/old/"));
     lab.stop_proxy();
     lab.remove("old.yaml");
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
     let table = lab.nft(&["list", "table", "ip", "kube-ferry"]);
-    assert!(!table.contains("lab/old/"), "the chains of a service deleted while kube-ferry was down are removed:\n{table}");
+    assert!(
+        !table.contains("lab/old/"),
+        "the chains of a service deleted while kube-ferry was down are removed:\n{table}"
+    );
     assert!(!table.contains("10.96.0.99"), "{table}");
     lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")).expect("the remaining service still works");
 }
@@ -375,8 +501,13 @@ pub fn nodeport_addresses_and_protocols_on_one_port(mode: &'static str) {
     let eps = [(lab.pod_ip(0), node.as_str(), true, true, false)];
     lab.write(
         "np.yaml",
-        &(service("np", "10.96.0.100", "NodePort", &[("t", 80, "TCP", Some(30100)), ("u", 80, "UDP", Some(30100))], "")
-            + &slice("np", &[("t", "TCP"), ("u", "UDP")], &eps)),
+        &(service(
+            "np",
+            "10.96.0.100",
+            "NodePort",
+            &[("t", 80, "TCP", Some(30100)), ("u", 80, "UDP", Some(30100))],
+            "",
+        ) + &slice("np", &[("t", "TCP"), ("u", "UDP")], &eps)),
     );
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR, "--nodeport-addresses", "192.0.2.0/24"]);
     lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.100:80")).expect("TCP on port 80 (B5)");
@@ -402,5 +533,9 @@ pub fn full_resync_repairs_drift(mode: &'static str) {
     lab.nft(&["flush", "map", "ip", "kube-ferry", "service-ips"]);
     let r = lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80"));
     assert!(r.is_err(), "the hand-made drift breaks the service: {r:?}");
-    let _ = lab.until("the resync to repair it", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")), Result::is_ok);
+    let _ = lab.until(
+        "the resync to repair it",
+        || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")),
+        Result::is_ok,
+    );
 }

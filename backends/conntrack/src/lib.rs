@@ -154,7 +154,9 @@ impl ConntrackTool {
                     debug!(?args, n, "conntrack entries deleted");
                 }
                 Ok(out) => warn!(?args, stderr = %String::from_utf8_lossy(&out.stderr), "conntrack -D failed"),
-                Err(e) => warn!(error = %e, "cannot run conntrack (install the Debian package conntrack); stale UDP flows stay"),
+                Err(e) => {
+                    warn!(error = %e, "cannot run conntrack (install the Debian package conntrack); stale UDP flows stay")
+                }
             }
         }
         deleted
@@ -168,7 +170,12 @@ mod tests {
     use ferry_model::{ServiceName, ServiceSpec, SliceName, SliceSpec, StateBuilder};
 
     fn state(b: &mut StateBuilder, eps: &[&str]) {
-        let svc = service("d", "dns").type_("NodePort").cluster_ip("10.96.0.53").node_port("dns", 53, "UDP", 30053).port("tcp", 53, "TCP").build();
+        let svc = service("d", "dns")
+            .type_("NodePort")
+            .cluster_ip("10.96.0.53")
+            .node_port("dns", 53, "UDP", 30053)
+            .port("tcp", 53, "TCP")
+            .build();
         let mut s = slice("d", "dns-1", "dns", "IPv4").port("dns", 5353, "UDP").port("tcp", 5353, "TCP");
         for e in eps {
             s = s.ready(e, "n");
@@ -186,14 +193,40 @@ mod tests {
         assert!(flows.update(b.state()).is_empty(), "nothing known before: nothing stale");
         state(&mut b, &["10.244.1.5"]);
         let stale: Vec<Vec<String>> = flows.update(b.state()).iter().map(FlowFilter::args).collect();
-        assert_eq!(stale, vec![vec!["-D", "-p", "udp", "--orig-dst", "10.96.0.53", "--orig-port-dst", "53"]], "0 -> 1: the cached rejects go");
+        assert_eq!(
+            stale,
+            vec![vec!["-D", "-p", "udp", "--orig-dst", "10.96.0.53", "--orig-port-dst", "53"]],
+            "0 -> 1: the cached rejects go"
+        );
         state(&mut b, &["10.244.1.6"]);
         let stale: Vec<Vec<String>> = flows.update(b.state()).iter().map(FlowFilter::args).collect();
         assert_eq!(
             stale,
             vec![
-                vec!["-D", "-p", "udp", "--orig-port-dst", "30053", "--reply-src", "10.244.1.5", "--reply-port-src", "5353"],
-                vec!["-D", "-p", "udp", "--orig-dst", "10.96.0.53", "--orig-port-dst", "53", "--reply-src", "10.244.1.5", "--reply-port-src", "5353"],
+                vec![
+                    "-D",
+                    "-p",
+                    "udp",
+                    "--orig-port-dst",
+                    "30053",
+                    "--reply-src",
+                    "10.244.1.5",
+                    "--reply-port-src",
+                    "5353"
+                ],
+                vec![
+                    "-D",
+                    "-p",
+                    "udp",
+                    "--orig-dst",
+                    "10.96.0.53",
+                    "--orig-port-dst",
+                    "53",
+                    "--reply-src",
+                    "10.244.1.5",
+                    "--reply-port-src",
+                    "5353"
+                ],
             ]
         );
         assert!(flows.update(b.state()).is_empty(), "no change, nothing stale");

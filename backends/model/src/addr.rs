@@ -19,14 +19,13 @@ pub fn parse_ip(text: &str) -> Result<IpAddr, String> {
     }
     let addr = match text.parse::<IpAddr>() {
         Ok(addr) => addr,
-        Err(_) => parse_ipv4_with_leading_zeros(text)
-            .ok_or_else(|| format!("{text:?} is not an IPv4 or IPv6 address"))?,
+        Err(_) => {
+            parse_ipv4_with_leading_zeros(text).ok_or_else(|| format!("{text:?} is not an IPv4 or IPv6 address"))?
+        }
     };
     if let IpAddr::V6(v6) = addr {
         if v6.to_ipv4_mapped().is_some() {
-            return Err(format!(
-                "{text:?} is an IPv4-mapped IPv6 address; write the IPv4 address itself"
-            ));
+            return Err(format!("{text:?} is an IPv4-mapped IPv6 address; write the IPv4 address itself"));
         }
     }
     if addr.is_unspecified() {
@@ -38,19 +37,15 @@ pub fn parse_ip(text: &str) -> Result<IpAddr, String> {
 /// Parses a CIDR as Kubernetes writes it (leading zeros allowed in IPv4 parts, host bits
 /// allowed and cleared: `10.1.2.3/8` is `10.0.0.0/8`).
 pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    let (addr, len) = text
-        .split_once('/')
-        .ok_or_else(|| format!("{text:?} is not a CIDR (expected ADDRESS/PREFIX-LENGTH)"))?;
-    let prefix: u8 = len
-        .parse()
-        .map_err(|_| format!("{text:?} has an invalid prefix length {len:?}"))?;
+    let (addr, len) =
+        text.split_once('/').ok_or_else(|| format!("{text:?} is not a CIDR (expected ADDRESS/PREFIX-LENGTH)"))?;
+    let prefix: u8 = len.parse().map_err(|_| format!("{text:?} has an invalid prefix length {len:?}"))?;
     let ip = match addr.parse::<IpAddr>() {
         Ok(ip) => ip,
         Err(_) => parse_ipv4_with_leading_zeros(addr)
             .ok_or_else(|| format!("{text:?} does not start with an IPv4 or IPv6 address"))?,
     };
-    let net = IpNet::new(ip, prefix)
-        .map_err(|_| format!("{text:?} has a prefix length too long for its family"))?;
+    let net = IpNet::new(ip, prefix).map_err(|_| format!("{text:?} has a prefix length too long for its family"))?;
     Ok(net.trunc())
 }
 

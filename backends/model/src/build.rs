@@ -217,7 +217,11 @@ impl StateBuilder {
     }
 }
 
-fn set_rejections<T>(map: &mut BTreeMap<ObjectRef, Vec<Rejection>>, object: ObjectRef, admission: Option<&Admission<T>>) {
+fn set_rejections<T>(
+    map: &mut BTreeMap<ObjectRef, Vec<Rejection>>,
+    object: ObjectRef,
+    admission: Option<&Admission<T>>,
+) {
     match admission.map(Admission::rejections) {
         Some(list) if !list.is_empty() => {
             map.insert(object, list);

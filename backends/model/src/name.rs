@@ -141,12 +141,7 @@ impl Hash for ServicePortId {
 impl ServicePortId {
     /// The smallest id of `service`: every port of the service sorts at or after it.
     pub fn first_of(service: &ServiceName) -> ServicePortId {
-        ServicePortId {
-            service: service.clone(),
-            port_name: "".into(),
-            protocol: Protocol::Tcp,
-            family: IpFamily::V4,
-        }
+        ServicePortId { service: service.clone(), port_name: "".into(), protocol: Protocol::Tcp, family: IpFamily::V4 }
     }
 }
 
@@ -207,11 +202,7 @@ impl From<&ServiceName> for ObjectRef {
 
 impl From<&SliceName> for ObjectRef {
     fn from(n: &SliceName) -> ObjectRef {
-        ObjectRef {
-            kind: ObjectKind::EndpointSlice,
-            namespace: n.namespace.clone(),
-            name: n.name.clone(),
-        }
+        ObjectRef { kind: ObjectKind::EndpointSlice, namespace: n.namespace.clone(), name: n.name.clone() }
     }
 }
 

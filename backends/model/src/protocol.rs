@@ -23,9 +23,7 @@ impl Protocol {
             None | Some("TCP") => Ok(Protocol::Tcp),
             Some("UDP") => Ok(Protocol::Udp),
             Some("SCTP") => Ok(Protocol::Sctp),
-            Some(other) => Err(format!(
-                "unknown protocol {other:?} (expected TCP, UDP or SCTP)"
-            )),
+            Some(other) => Err(format!("unknown protocol {other:?} (expected TCP, UDP or SCTP)")),
         }
     }
 

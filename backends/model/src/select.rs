@@ -121,7 +121,8 @@ mod tests {
     #[test]
     fn b18_node_hints_then_zone_hints_then_all() {
         let mine = HintMatch { has_node_hints: true, for_this_node: true, has_zone_hints: true, for_this_zone: true };
-        let other = HintMatch { has_node_hints: true, for_this_node: false, has_zone_hints: true, for_this_zone: false };
+        let other =
+            HintMatch { has_node_hints: true, for_this_node: false, has_zone_hints: true, for_this_zone: false };
         let zone_only = HintMatch { has_zone_hints: true, for_this_zone: true, ..HintMatch::default() };
         let mut eps = vec![ep(1, true, false, false), ep(2, true, false, false)];
 

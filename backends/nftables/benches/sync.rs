@@ -33,8 +33,8 @@
 //! - `FERRY_BENCH_BREAKDOWN=1`: print, per size, where the in-process time of an incremental
 //!   sync goes (render / transaction / script / dropping the old render).
 
-use std::collections::BTreeMap;
 use ferry_fixtures::measure::{median, proc_status_mib, thousands};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -19,7 +19,11 @@ pub struct ExistingObjects {
 }
 
 /// Lists the chains and sets of one table. A missing table is not an error.
-pub fn existing_objects(tool: &dyn NftRunner, family: TableFamily, table: &str) -> Result<ExistingObjects, BackendError> {
+pub fn existing_objects(
+    tool: &dyn NftRunner,
+    family: TableFamily,
+    table: &str,
+) -> Result<ExistingObjects, BackendError> {
     let chains = tool.output(&["-j", "list", "chains", family.keyword()])?;
     let sets = tool.output(&["-j", "list", "sets", family.keyword()])?;
     Ok(ExistingObjects {

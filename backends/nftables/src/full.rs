@@ -31,11 +31,18 @@ pub fn write_full_script(
         emit(out, part.maps.iter().map(|(n, d)| Op::AddMap(n.clone(), d.clone())).collect());
     }
     for part in parts() {
-        emit(out, part.chains.iter().map(|(n, c)| Op::AddChain(n.clone(), c.base.clone(), c.comment.clone())).collect());
+        emit(
+            out,
+            part.chains.iter().map(|(n, c)| Op::AddChain(n.clone(), c.base.clone(), c.comment.clone())).collect(),
+        );
     }
     emit(
         out,
-        base.maps.iter().filter(|(_, d)| !d.spec.contains("dynamic")).map(|(n, d)| Op::FlushMap(n.clone(), d.keyword)).collect(),
+        base.maps
+            .iter()
+            .filter(|(_, d)| !d.spec.contains("dynamic"))
+            .map(|(n, d)| Op::FlushMap(n.clone(), d.keyword))
+            .collect(),
     );
     for part in parts() {
         emit(out, part.chains.iter().map(|(n, c)| Op::WriteChain(n.clone(), c.rules.clone())).collect());

@@ -197,7 +197,12 @@ mod tests {
     use ferry_model::{IpFamily, Protocol, ServiceName};
 
     fn id(name: &str) -> ServicePortId {
-        ServicePortId { service: ServiceName::new("ns", name), port_name: "".into(), protocol: Protocol::Tcp, family: IpFamily::V4 }
+        ServicePortId {
+            service: ServiceName::new("ns", name),
+            port_name: "".into(),
+            protocol: Protocol::Tcp,
+            family: IpFamily::V4,
+        }
     }
 
     fn fragment(chain: &str, rules: &[&str], elements: &[(&str, &str, &str)]) -> Ruleset {
@@ -211,8 +216,16 @@ mod tests {
 
     #[test]
     fn a_shared_element_stays_until_its_last_fragment_goes() {
-        let a = fragment("svc-a", &["dnat to 1.1.1.1:80"], &[("cluster-ips", "10.96.0.1", ""), ("service-ips", "10.96.0.1 . tcp . 80", "goto svc-a")]);
-        let b = fragment("svc-b", &["dnat to 1.1.1.2:81"], &[("cluster-ips", "10.96.0.1", ""), ("service-ips", "10.96.0.1 . tcp . 81", "goto svc-b")]);
+        let a = fragment(
+            "svc-a",
+            &["dnat to 1.1.1.1:80"],
+            &[("cluster-ips", "10.96.0.1", ""), ("service-ips", "10.96.0.1 . tcp . 80", "goto svc-a")],
+        );
+        let b = fragment(
+            "svc-b",
+            &["dnat to 1.1.1.2:81"],
+            &[("cluster-ips", "10.96.0.1", ""), ("service-ips", "10.96.0.1 . tcp . 81", "goto svc-b")],
+        );
         let mut table = FragmentTable::from_fragments([(id("a"), a), (id("b"), b)]);
         let plan = table.plan(vec![(id("a"), None)]);
         assert_eq!(

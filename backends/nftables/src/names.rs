@@ -39,7 +39,13 @@ fn base32(mut v: u64) -> String {
 /// `PREFIX-HASH-ns/name/proto/port` for a service port.
 pub fn port_chain(prefix: &str, id: &ServicePortId, port: u16) -> String {
     let port_part = if id.port_name.is_empty() { port.to_string() } else { id.port_name.to_string() };
-    format!("{prefix}-{}-{}/{}/{}/{port_part}", port_hash(id), id.service.namespace, id.service.name, id.protocol.as_str())
+    format!(
+        "{prefix}-{}-{}/{}/{}/{port_part}",
+        port_hash(id),
+        id.service.namespace,
+        id.service.name,
+        id.protocol.as_str()
+    )
 }
 
 /// A per-endpoint chain or set: `PREFIX-HASH-ADDRESS-PORT` (address with `.`/`:` kept
@@ -55,7 +61,12 @@ mod tests {
     use ferry_model::{IpFamily, Protocol, ServiceName};
 
     fn id(ns: &str, name: &str, proto: Protocol) -> ServicePortId {
-        ServicePortId { service: ServiceName::new(ns, name), port_name: "http".into(), protocol: proto, family: IpFamily::V4 }
+        ServicePortId {
+            service: ServiceName::new(ns, name),
+            port_name: "http".into(),
+            protocol: proto,
+            family: IpFamily::V4,
+        }
     }
 
     #[test]

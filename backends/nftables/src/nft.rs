@@ -75,7 +75,11 @@ impl NftTool {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(BackendError::Other(format!("nft {}: {}", args.join(" "), first_lines(&String::from_utf8_lossy(&out.stderr), 6))))
+            Err(BackendError::Other(format!(
+                "nft {}: {}",
+                args.join(" "),
+                first_lines(&String::from_utf8_lossy(&out.stderr), 6)
+            )))
         }
     }
 

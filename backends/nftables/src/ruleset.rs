@@ -171,7 +171,8 @@ pub fn script(family: TableFamily, table: &str, ops: &[Op]) -> String {
             Op::AddTable => writeln!(out, "add table {t}"),
             Op::AddMap(name, decl) => writeln!(out, "add {} {t} {name} {{ {} }}", decl.keyword, decl.spec),
             Op::AddChain(name, base, comment) => {
-                let comment = comment.as_ref().map(|c| format!(" comment \"{}\";", c.replace('"', "'"))).unwrap_or_default();
+                let comment =
+                    comment.as_ref().map(|c| format!(" comment \"{}\";", c.replace('"', "'"))).unwrap_or_default();
                 match base {
                     Some(h) => writeln!(
                         out,
@@ -211,7 +212,10 @@ mod tests {
             MapDecl { keyword: "map", spec: "type ipv4_addr . inet_proto . inet_service : verdict;".into() },
         );
         for (name, rules) in chains {
-            r.chains.insert((*name).into(), Chain { rules: rules.iter().map(|s| (*s).to_owned()).collect(), ..Chain::default() });
+            r.chains.insert(
+                (*name).into(),
+                Chain { rules: rules.iter().map(|s| (*s).to_owned()).collect(), ..Chain::default() },
+            );
         }
         let map = r.elements.entry("services".into()).or_default();
         for (k, v) in elements {

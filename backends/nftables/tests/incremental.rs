@@ -5,13 +5,17 @@ use ferry_fixtures::{service, slice};
 use ferry_model::{IpFamily, ServiceName, ServiceSpec, SliceName, SliceSpec, StateBuilder};
 use ferry_nftables::incremental::FragmentTable;
 use ferry_nftables::render::{merge, render_fragment};
-use ferry_nftables::NftConfig;
 use ferry_nftables::ruleset::Ruleset;
+use ferry_nftables::NftConfig;
 
 fn set(b: &mut StateBuilder, i: u32, eps: &[u32], node_port: bool, affinity: bool) {
     let name = format!("svc{i}");
     let mut svc = service("ns", &name).cluster_ip(&format!("10.96.0.{i}"));
-    svc = if node_port { svc.type_("NodePort").node_port("p", 80, "TCP", 30000 + i as i32) } else { svc.port("p", 80, "TCP") };
+    svc = if node_port {
+        svc.type_("NodePort").node_port("p", 80, "TCP", 30000 + i as i32)
+    } else {
+        svc.port("p", 80, "TCP")
+    };
     svc = svc.port("q", 53, "UDP");
     if affinity {
         svc = svc.client_ip_affinity(Some(60));

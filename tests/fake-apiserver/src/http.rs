@@ -44,10 +44,7 @@ pub(crate) fn expired_json(e: Expired) -> Value {
 fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
     let mut resp = Response::new(Body::from(v.to_string()));
     *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -85,15 +82,10 @@ fn route(store: &Store, path: &str) -> Option<Target> {
     let namespaced = store.types.get(idx).namespaced;
     // Namespaced objects are only addressable by name inside a namespace, and
     // cluster-scoped ones never live under /namespaces/.
-    if (namespace.is_some() && !namespaced) || (namespaced && namespace.is_none() && name.is_some())
-    {
+    if (namespace.is_some() && !namespaced) || (namespaced && namespace.is_none() && name.is_some()) {
         return None;
     }
-    Some(Target {
-        idx,
-        namespace: namespace.map(str::to_string),
-        name: name.map(str::to_string),
-    })
+    Some(Target { idx, namespace: namespace.map(str::to_string), name: name.map(str::to_string) })
 }
 
 fn truthy(q: &HashMap<String, String>, key: &str) -> bool {
@@ -101,10 +93,7 @@ fn truthy(q: &HashMap<String, String>, key: &str) -> bool {
 }
 
 /// Serves one HTTP request.
-pub(crate) async fn handle(
-    store: Shared,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+pub(crate) async fn handle(store: Shared, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     tracing::debug!(method = %req.method(), uri = %req.uri(), "fake-apiserver request");
     let query = match Query::<HashMap<String, String>>::try_from_uri(req.uri()) {
@@ -122,30 +111,21 @@ pub(crate) async fn handle(
     drop(guard);
     if req.method() != Method::GET {
         let msg = format!("the fake API server only serves GET, not {}", req.method());
-        return Ok(status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            &msg,
-        ));
+        return Ok(status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &msg));
     }
     let labels = match LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str)) {
         Ok(s) => s,
         Err(e) => return Ok(bad_request(&format!("unable to parse requirement: {e}"))),
     };
-    let mut fields =
-        match FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str)) {
-            Ok(s) => s,
-            Err(e) => return Ok(bad_request(&e)),
-        };
+    let mut fields = match FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str)) {
+        Ok(s) => s,
+        Err(e) => return Ok(bad_request(&e)),
+    };
     if truthy(&query, "watch") {
         if let Some(name) = &target.name {
             fields = fields.with_name(name);
         }
-        let filter = watch::Filter {
-            namespace: target.namespace,
-            labels,
-            fields,
-        };
+        let filter = watch::Filter { namespace: target.namespace, labels, fields };
         return Ok(watch::serve(&store, target.idx, filter, &query));
     }
     let store = lock(&store);
@@ -168,10 +148,8 @@ fn hex(s: &str) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
+    let bytes: Option<Vec<u8>> =
+        (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
     String::from_utf8(bytes?).ok()
 }
 
@@ -197,11 +175,7 @@ fn list(
 ) -> Response<Body> {
     let info = store.types.get(t.idx).clone();
     if store.count_list(&info.kind) {
-        return status(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "injected list failure (fail_lists)",
-        );
+        return status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "injected list failure (fail_lists)");
     }
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => None,
@@ -219,8 +193,7 @@ fn list(
     let objs = match store.snapshot(t.idx, snapshot_rv) {
         Ok(o) => o,
         Err(_) => {
-            let msg =
-                "The provided continue parameter is too old to display a consistent list result. \
+            let msg = "The provided continue parameter is too old to display a consistent list result. \
                        You can start a new list without the continue parameter.";
             return status(StatusCode::GONE, "Expired", msg);
         }
@@ -229,11 +202,7 @@ fn list(
     let lower = start.map_or(Bound::Unbounded, Bound::Excluded);
     let matching: Vec<(&ObjKey, &Arc<Value>)> = objs
         .range((lower, Bound::Unbounded))
-        .filter(|(k, o)| {
-            t.namespace.as_ref().is_none_or(|ns| *ns == k.0)
-                && labels.matches(o)
-                && fields.matches(o)
-        })
+        .filter(|(k, o)| t.namespace.as_ref().is_none_or(|ns| *ns == k.0) && labels.matches(o) && fields.matches(o))
         .collect();
     let page = limit.unwrap_or(usize::MAX).min(matching.len());
     let items: Vec<&Value> = matching[..page].iter().map(|(_, o)| o.as_ref()).collect();

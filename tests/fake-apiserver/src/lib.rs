@@ -60,12 +60,7 @@ impl FakeApiServer {
         let (bookmark_interval, rx) = tokio::sync::watch::channel(None);
         tokio::spawn(bookmark_ticker(store.clone(), rx));
         tracing::debug!(%addr, "fake-apiserver listening");
-        Ok(FakeApiServer {
-            store,
-            addr,
-            running: Mutex::new(Some(running)),
-            bookmark_interval,
-        })
+        Ok(FakeApiServer { store, addr, running: Mutex::new(Some(running)), bookmark_interval })
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.
@@ -113,11 +108,7 @@ impl FakeApiServer {
     /// did not exist. Open watches get a DELETED event carrying the last state.
     ///
     /// `namespace` is ignored for cluster-scoped kinds and defaults to `default`.
-    pub fn delete<K: k8s_openapi::Resource>(
-        &self,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Option<u64> {
+    pub fn delete<K: k8s_openapi::Resource>(&self, namespace: Option<&str>, name: &str) -> Option<u64> {
         let mut store = lock(&self.store);
         let idx = self.type_idx::<K>(&mut store);
         let key = store.key(idx, namespace, name);
@@ -159,11 +150,7 @@ impl FakeApiServer {
     ///
     /// Must be called inside the tokio runtime the server was started on.
     pub async fn restart(&self, lose_history: bool) -> std::io::Result<()> {
-        let running = self
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(running) = running {
             running.stop().await;
         }

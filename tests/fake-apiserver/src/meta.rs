@@ -14,9 +14,7 @@ pub(crate) fn set_meta(obj: &mut Value, field: &str, v: Value) {
 pub(crate) fn now() -> Value {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use std::time::{SystemTime, UNIX_EPOCH};
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let ts = i64::try_from(secs)
         .ok()
         .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())

@@ -47,14 +47,11 @@ fn split_terms(s: &str) -> Vec<&str> {
 }
 
 fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 fn valid_value(v: &str) -> bool {
-    v.chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Parses `(a,b,c)` into a set of values.
@@ -124,10 +121,7 @@ impl LabelSelector {
         if s.trim().is_empty() {
             return Ok(Self::default());
         }
-        let terms = split_terms(s)
-            .into_iter()
-            .map(parse_term)
-            .collect::<Result<_, _>>()?;
+        let terms = split_terms(s).into_iter().map(parse_term).collect::<Result<_, _>>()?;
         Ok(Self { terms })
     }
 

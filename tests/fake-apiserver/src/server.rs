@@ -32,11 +32,7 @@ impl Running {
 pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let mut attempt = 0;
     loop {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         socket.set_reuseaddr(true)?;
         match socket.bind(addr).and_then(|()| socket.listen(1024)) {
             Ok(l) => return Ok(l),
@@ -51,8 +47,7 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 async fn serve_connection(stream: TcpStream, store: Shared) {
     let service = service_fn(move |req| handle(store.clone(), req));
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     if let Err(e) = conn.await {
         tracing::debug!("fake-apiserver connection ended: {e}");
     }

@@ -108,10 +108,7 @@ impl Store {
     /// Creates or updates an object; returns the new resourceVersion.
     pub fn apply(&mut self, idx: TypeIdx, mut obj: Value) -> Result<u64, String> {
         let info = self.types.get(idx).clone();
-        let name = meta_str(&obj, "name")
-            .filter(|n| !n.is_empty())
-            .ok_or("object has no metadata.name")?
-            .to_string();
+        let name = meta_str(&obj, "name").filter(|n| !n.is_empty()).ok_or("object has no metadata.name")?.to_string();
         let key = self.key(idx, meta_str(&obj, "namespace"), &name);
         obj["kind"] = json!(info.kind);
         obj["apiVersion"] = json!(info.api_version);
@@ -146,11 +143,7 @@ impl Store {
         }
         let object = Arc::new(obj);
         self.objects[idx].insert(key.clone(), object.clone());
-        let kind = if prev.is_some() {
-            EventKind::Modified
-        } else {
-            EventKind::Added
-        };
+        let kind = if prev.is_some() { EventKind::Modified } else { EventKind::Added };
         self.record(idx, kind, key, object, prev);
         Ok(self.rv)
     }
@@ -173,17 +166,9 @@ impl Store {
         object: Arc<Value>,
         prev: Option<Arc<Value>>,
     ) {
-        let ev = Arc::new(HistEvent {
-            rv: self.rv,
-            type_idx,
-            kind,
-            key,
-            object,
-            prev,
-        });
+        let ev = Arc::new(HistEvent { rv: self.rv, type_idx, kind, key, object, prev });
         self.history.push_back(ev.clone());
-        self.watchers
-            .retain(|w| w.type_idx != type_idx || w.tx.send(WatchMsg::Event(ev.clone())).is_ok());
+        self.watchers.retain(|w| w.type_idx != type_idx || w.tx.send(WatchMsg::Event(ev.clone())).is_ok());
     }
 
     /// Drops all history: watches and continue tokens from an older RV now get 410.
@@ -195,8 +180,7 @@ impl Store {
     /// Sends a bookmark at the current RV to every watcher that allowed bookmarks.
     pub fn send_bookmarks(&mut self) {
         let rv = self.rv;
-        self.watchers
-            .retain(|w| !w.bookmarks || w.tx.send(WatchMsg::Bookmark(rv)).is_ok());
+        self.watchers.retain(|w| !w.bookmarks || w.tx.send(WatchMsg::Bookmark(rv)).is_ok());
     }
 
     /// Ends every open watch stream.
@@ -213,10 +197,7 @@ impl Store {
     /// undoing the retained history.
     pub fn snapshot(&self, idx: TypeIdx, rv: u64) -> Result<Objects, Expired> {
         if rv < self.compacted {
-            return Err(Expired {
-                requested: rv,
-                oldest: self.compacted,
-            });
+            return Err(Expired { requested: rv, oldest: self.compacted });
         }
         let mut objs = self.objects[idx].clone();
         for ev in self.history.iter().rev().take_while(|e| e.rv > rv) {
@@ -242,17 +223,9 @@ impl Store {
         let (tx, rx) = unbounded_channel();
         let replay: Vec<Arc<HistEvent>> = match start {
             WatchStart::After(rv) if rv < self.compacted => {
-                return Err(Expired {
-                    requested: rv,
-                    oldest: self.compacted,
-                });
+                return Err(Expired { requested: rv, oldest: self.compacted });
             }
-            WatchStart::After(rv) => self
-                .history
-                .iter()
-                .filter(|e| e.rv > rv && e.type_idx == idx)
-                .cloned()
-                .collect(),
+            WatchStart::After(rv) => self.history.iter().filter(|e| e.rv > rv && e.type_idx == idx).cloned().collect(),
             WatchStart::Current => self.objects[idx]
                 .iter()
                 .map(|(key, obj)| {
@@ -272,11 +245,7 @@ impl Store {
             // The receiver is alive in this scope, so sending cannot fail.
             let _ = tx.send(WatchMsg::Event(ev));
         }
-        self.watchers.push(Watcher {
-            type_idx: idx,
-            bookmarks,
-            tx,
-        });
+        self.watchers.push(Watcher { type_idx: idx, bookmarks, tx });
         Ok(rx)
     }
 

@@ -47,11 +47,7 @@ pub(crate) struct Types {
 impl Types {
     /// Registers `info` (idempotent) and returns its index.
     pub fn register(&mut self, info: TypeInfo) -> TypeIdx {
-        if let Some(i) = self
-            .list
-            .iter()
-            .position(|t| t.kind == info.kind && t.api_version == info.api_version)
-        {
+        if let Some(i) = self.list.iter().position(|t| t.kind == info.kind && t.api_version == info.api_version) {
             return i;
         }
         self.list.push(info);
@@ -60,9 +56,7 @@ impl Types {
 
     /// Looks a type up by its URL group-version (`v1`, `discovery.k8s.io/v1`) and plural.
     pub fn find(&self, api_version: &str, plural: &str) -> Option<TypeIdx> {
-        self.list
-            .iter()
-            .position(|t| t.api_version == api_version && t.plural == plural)
+        self.list.iter().position(|t| t.api_version == api_version && t.plural == plural)
     }
 
     /// The type at `idx`. Indices come from [`Types::register`] and are never removed.

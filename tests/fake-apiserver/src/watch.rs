@@ -25,13 +25,8 @@ pub(crate) struct Filter {
 
 impl Filter {
     fn matches(&self, obj: &Value) -> bool {
-        let ns = obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        self.namespace.as_ref().is_none_or(|want| want == ns)
-            && self.labels.matches(obj)
-            && self.fields.matches(obj)
+        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+        self.namespace.as_ref().is_none_or(|want| want == ns) && self.labels.matches(obj) && self.fields.matches(obj)
     }
 
     /// Converts a stored event into what this watcher must see, as the API server's
@@ -101,20 +96,12 @@ impl StreamState {
 fn streaming(body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     resp
 }
 
 /// Opens a watch on type `idx` and returns the streaming response.
-pub(crate) fn serve(
-    store: &Shared,
-    idx: TypeIdx,
-    filter: Filter,
-    q: &HashMap<String, String>,
-) -> Response<Body> {
+pub(crate) fn serve(store: &Shared, idx: TypeIdx, filter: Filter, q: &HashMap<String, String>) -> Response<Body> {
     let start = match q.get("resourceVersion").map(String::as_str) {
         None | Some("" | "0") => WatchStart::Current,
         Some(rv) => match rv.parse() {
@@ -125,13 +112,8 @@ pub(crate) fn serve(
             }
         },
     };
-    let bookmarks = q
-        .get("allowWatchBookmarks")
-        .is_some_and(|v| v == "true" || v == "1");
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .filter(|t| *t > 0);
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
+    let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).filter(|t| *t > 0);
     let mut guard = lock(store);
     let info = guard.types.get(idx).clone();
     guard.count_watch(&info.kind);
@@ -146,12 +128,7 @@ pub(crate) fn serve(
         }
     };
     let deadline = timeout.map(|t| Box::pin(tokio::time::sleep(Duration::from_secs(t))));
-    let state = StreamState {
-        rx,
-        filter,
-        info,
-        deadline,
-    };
+    let state = StreamState { rx, filter, info, deadline };
     let stream = futures::stream::unfold(state, |mut st| async move {
         let line = st.next_line().await?;
         Some((Ok::<_, Infallible>(line), st))

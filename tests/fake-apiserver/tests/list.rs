@@ -11,13 +11,7 @@ use kube::api::{Api, ListParams};
 #[tokio::test]
 async fn paginated_list_returns_everything_in_order() -> anyhow::Result<()> {
     let server = FakeApiServer::start().await?;
-    for (ns, name) in [
-        ("b", "s1"),
-        ("a", "s2"),
-        ("a", "s1"),
-        ("c", "s0"),
-        ("b", "s0"),
-    ] {
+    for (ns, name) in [("b", "s1"), ("a", "s2"), ("a", "s1"), ("c", "s0"), ("b", "s0")] {
         server.apply(&svc(ns, name, &[]));
     }
     let api: Api<Service> = Api::all(client(&server.url()));
@@ -29,19 +23,12 @@ async fn paginated_list_returns_everything_in_order() -> anyhow::Result<()> {
         pages += 1;
         assert!(page.items.len() <= 2);
         assert_eq!(page.metadata.resource_version.as_deref(), Some("5"));
-        seen.extend(page.items.iter().map(|s| {
-            format!(
-                "{}/{}",
-                s.metadata.namespace.as_deref().unwrap_or(""),
-                name_of(s)
-            )
-        }));
+        seen.extend(
+            page.items.iter().map(|s| format!("{}/{}", s.metadata.namespace.as_deref().unwrap_or(""), name_of(s))),
+        );
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => {
-                assert_eq!(
-                    page.metadata.remaining_item_count,
-                    Some(5 - seen.len() as i64)
-                );
+                assert_eq!(page.metadata.remaining_item_count, Some(5 - seen.len() as i64));
                 lp = lp.continue_token(&token);
             }
             _ => break,
@@ -54,13 +41,7 @@ async fn paginated_list_returns_everything_in_order() -> anyhow::Result<()> {
 
     // Namespaced list.
     let api_b: Api<Service> = Api::namespaced(client(&server.url()), "b");
-    let names: Vec<_> = api_b
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .map(name_of)
-        .collect();
+    let names: Vec<_> = api_b.list(&ListParams::default()).await?.items.iter().map(name_of).collect();
     assert_eq!(names, ["s0", "s1"]);
     Ok(())
 }
@@ -77,9 +58,7 @@ async fn continue_token_serves_a_consistent_snapshot() -> anyhow::Result<()> {
     // Changes after the first page do not leak into the second.
     server.delete::<Service>(Some("default"), "c");
     server.apply(&svc("default", "e", &[]));
-    let second = api
-        .list(&ListParams::default().limit(2).continue_token(&token))
-        .await?;
+    let second = api.list(&ListParams::default().limit(2).continue_token(&token)).await?;
     let names: Vec<_> = second.items.iter().map(name_of).collect();
     assert_eq!(names, ["c", "d"]);
     assert_eq!(second.metadata.resource_version.as_deref(), Some("4"));
@@ -87,10 +66,7 @@ async fn continue_token_serves_a_consistent_snapshot() -> anyhow::Result<()> {
 
     // After compaction the token is too old: 410 Expired.
     server.compact();
-    let err = api
-        .list(&ListParams::default().limit(2).continue_token(&token))
-        .await
-        .unwrap_err();
+    let err = api.list(&ListParams::default().limit(2).continue_token(&token)).await.unwrap_err();
     match err {
         kube::Error::Api(s) => assert_eq!((s.code, s.reason.as_str()), (410, "Expired")),
         other => panic!("unexpected error {other:?}"),
@@ -102,59 +78,27 @@ async fn continue_token_serves_a_consistent_snapshot() -> anyhow::Result<()> {
 async fn label_and_field_selectors_filter_lists() -> anyhow::Result<()> {
     let server = FakeApiServer::start().await?;
     server.apply(&svc("default", "plain", &[("app", "web")]));
-    server.apply(&svc(
-        "default",
-        "other-proxy",
-        &[("service.kubernetes.io/service-proxy-name", "foo")],
-    ));
+    server.apply(&svc("default", "other-proxy", &[("service.kubernetes.io/service-proxy-name", "foo")]));
     server.apply(&svc("kube-system", "dns", &[("app", "dns")]));
     let api: Api<Service> = Api::all(client(&server.url()));
     let names = |lp: ListParams| {
         let api = api.clone();
-        async move {
-            api.list(&lp)
-                .await
-                .map(|l| l.items.iter().map(name_of).collect::<Vec<_>>())
-        }
+        async move { api.list(&lp).await.map(|l| l.items.iter().map(name_of).collect::<Vec<_>>()) }
     };
     assert_eq!(
         names(ListParams::default().labels("!service.kubernetes.io/service-proxy-name")).await?,
         ["plain", "dns"]
     );
-    assert_eq!(
-        names(ListParams::default().labels("app=web")).await?,
-        ["plain"]
-    );
-    assert_eq!(
-        names(ListParams::default().labels("app in (web,dns),app!=web")).await?,
-        ["dns"]
-    );
-    assert_eq!(
-        names(ListParams::default().fields("metadata.namespace=kube-system")).await?,
-        ["dns"]
-    );
-    assert_eq!(
-        names(ListParams::default().fields("metadata.name=plain")).await?,
-        ["plain"]
-    );
+    assert_eq!(names(ListParams::default().labels("app=web")).await?, ["plain"]);
+    assert_eq!(names(ListParams::default().labels("app in (web,dns),app!=web")).await?, ["dns"]);
+    assert_eq!(names(ListParams::default().fields("metadata.namespace=kube-system")).await?, ["dns"]);
+    assert_eq!(names(ListParams::default().fields("metadata.name=plain")).await?, ["plain"]);
     // Pagination composes with selectors.
-    let page = api
-        .list(
-            &ListParams::default()
-                .labels("!service.kubernetes.io/service-proxy-name")
-                .limit(1),
-        )
-        .await?;
-    assert_eq!(
-        page.items.iter().map(name_of).collect::<Vec<_>>(),
-        ["plain"]
-    );
+    let page = api.list(&ListParams::default().labels("!service.kubernetes.io/service-proxy-name").limit(1)).await?;
+    assert_eq!(page.items.iter().map(name_of).collect::<Vec<_>>(), ["plain"]);
     assert!(page.metadata.continue_.is_some());
     // Malformed selectors are a 400.
-    let err = api
-        .list(&ListParams::default().fields("spec.type=ClusterIP"))
-        .await
-        .unwrap_err();
+    let err = api.list(&ListParams::default().fields("spec.type=ClusterIP")).await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(s) if s.code == 400));
     Ok(())
 }
@@ -191,10 +135,7 @@ async fn fail_lists_injects_500s() -> anyhow::Result<()> {
     server.fail_lists(2);
     for _ in 0..2 {
         let err = api.list(&ListParams::default()).await.unwrap_err();
-        assert!(
-            matches!(err, kube::Error::Api(s) if s.code == 500),
-            "expected 500"
-        );
+        assert!(matches!(err, kube::Error::Api(s) if s.code == 500), "expected 500");
     }
     assert_eq!(api.list(&ListParams::default()).await?.items.len(), 1);
     assert_eq!(server.list_requests("Service"), 3);
@@ -218,10 +159,7 @@ async fn http_get(url: &str, path: &str) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = url.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
     let mut out = String::new();
     s.read_to_string(&mut out).await?;
     Ok(out)

@@ -11,21 +11,15 @@ use std::time::{Duration, Instant};
 
 fn summary(ev: &WatchEvent<Service>) -> String {
     match ev {
-        WatchEvent::Added(s) => format!(
-            "ADDED {} {}",
-            name_of(s),
-            s.metadata.resource_version.as_deref().unwrap_or("")
-        ),
-        WatchEvent::Modified(s) => format!(
-            "MODIFIED {} {}",
-            name_of(s),
-            s.metadata.resource_version.as_deref().unwrap_or("")
-        ),
-        WatchEvent::Deleted(s) => format!(
-            "DELETED {} {}",
-            name_of(s),
-            s.metadata.resource_version.as_deref().unwrap_or("")
-        ),
+        WatchEvent::Added(s) => {
+            format!("ADDED {} {}", name_of(s), s.metadata.resource_version.as_deref().unwrap_or(""))
+        }
+        WatchEvent::Modified(s) => {
+            format!("MODIFIED {} {}", name_of(s), s.metadata.resource_version.as_deref().unwrap_or(""))
+        }
+        WatchEvent::Deleted(s) => {
+            format!("DELETED {} {}", name_of(s), s.metadata.resource_version.as_deref().unwrap_or(""))
+        }
         WatchEvent::Bookmark(b) => format!("BOOKMARK {}", b.metadata.resource_version),
         WatchEvent::Error(e) => format!("ERROR {} {}", e.code, e.reason),
     }
@@ -102,13 +96,8 @@ async fn timeout_bookmark_interval_and_close() -> anyhow::Result<()> {
     let server = FakeApiServer::start().await?;
     let api: Api<Service> = Api::all(client(&server.url()));
     let start = Instant::now();
-    let mut w = api
-        .watch(&WatchParams::default().timeout(1), "0")
-        .await?
-        .boxed();
-    assert!(tokio::time::timeout(Duration::from_secs(5), w.next())
-        .await?
-        .is_none());
+    let mut w = api.watch(&WatchParams::default().timeout(1), "0").await?.boxed();
+    assert!(tokio::time::timeout(Duration::from_secs(5), w.next()).await?.is_none());
     assert!(start.elapsed() >= Duration::from_millis(900));
 
     server.set_bookmark_interval(Some(Duration::from_millis(50)));
@@ -116,18 +105,11 @@ async fn timeout_bookmark_interval_and_close() -> anyhow::Result<()> {
     assert_eq!(summary(&next(&mut w).await?), "BOOKMARK 0");
     assert_eq!(summary(&next(&mut w).await?), "BOOKMARK 0");
     // Without allowWatchBookmarks nothing is sent.
-    let mut quiet_w = api
-        .watch(&WatchParams::default().disable_bookmarks(), "0")
-        .await?
-        .boxed();
+    let mut quiet_w = api.watch(&WatchParams::default().disable_bookmarks(), "0").await?.boxed();
     quiet(&mut quiet_w, 200).await;
     server.set_bookmark_interval(None);
 
     server.close_watches();
-    assert!(tokio::time::timeout(Duration::from_secs(5), async {
-        while w.next().await.is_some() {}
-    })
-    .await
-    .is_ok());
+    assert!(tokio::time::timeout(Duration::from_secs(5), async { while w.next().await.is_some() {} }).await.is_ok());
     Ok(())
 }

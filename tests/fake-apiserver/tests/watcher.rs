@@ -80,12 +80,7 @@ async fn gone_after_compaction_triggers_relist() -> anyhow::Result<()> {
         }
     }
     assert_eq!(names, ["a"]);
-    assert!(
-        errors
-            .iter()
-            .any(|e| matches!(e, watcher::Error::WatchError(s) if s.code == 410)),
-        "{errors:?}"
-    );
+    assert!(errors.iter().any(|e| matches!(e, watcher::Error::WatchError(s) if s.code == 410)), "{errors:?}");
     assert_eq!(server.list_requests("Service"), 2);
     assert_eq!(server.watch_requests("Service"), 2);
     Ok(())
@@ -187,10 +182,7 @@ async fn failed_list_is_retried() -> anyhow::Result<()> {
         }
     }
     assert_eq!(inits, 2);
-    assert!(
-        matches!(errors.as_slice(), [watcher::Error::InitialListFailed(_)]),
-        "{errors:?}"
-    );
+    assert!(matches!(errors.as_slice(), [watcher::Error::InitialListFailed(_)]), "{errors:?}");
     assert_eq!(server.list_requests("Service"), 2);
     Ok(())
 }

@@ -41,9 +41,8 @@ impl NodeSpec {
             Some(list) if !list.is_empty() => list.iter().map(String::as_str).collect(),
             _ => spec.and_then(|s| s.pod_cidr.as_deref()).into_iter().collect(),
         };
-        let tainted = spec
-            .and_then(|s| s.taints.as_ref())
-            .is_some_and(|t| t.iter().any(|t| t.key == TO_BE_DELETED_TAINT));
+        let tainted =
+            spec.and_then(|s| s.taints.as_ref()).is_some_and(|t| t.iter().any(|t| t.key == TO_BE_DELETED_TAINT));
         NodeSpec {
             name: meta.name.as_deref().unwrap_or("").into(),
             zone: meta.labels.as_ref().and_then(|l| l.get(ZONE_LABEL)).map(|z| Arc::from(z.as_str())),

@@ -90,11 +90,7 @@ impl ServiceSpec {
 }
 
 /// The body of [`ServiceSpec::admit`]; `Ok(None)` for a headless service.
-fn admit_spec(
-    name: ServiceName,
-    service: &Service,
-    service_type: &str,
-) -> Result<Option<ServiceSpec>, String> {
+fn admit_spec(name: ServiceName, service: &Service, service_type: &str) -> Result<Option<ServiceSpec>, String> {
     // The caller checked that spec is present.
     let Some(spec) = service.spec.as_ref() else { return Err("spec is missing".into()) };
     let (is_node_port, is_load_balancer) = match service_type {
@@ -124,18 +120,14 @@ fn admit_spec(
     let mut ports: Vec<ServicePortSpec> = Vec::new();
     for (i, port) in spec.ports.iter().flatten().enumerate() {
         let number = port_number(&format!("spec.ports[{i}].port"), port.port)?;
-        let protocol = Protocol::from_k8s(port.protocol.as_deref())
-            .map_err(|e| format!("spec.ports[{i}].protocol: {e}"))?;
+        let protocol =
+            Protocol::from_k8s(port.protocol.as_deref()).map_err(|e| format!("spec.ports[{i}].protocol: {e}"))?;
         let node_port = match port.node_port {
-            Some(np) if is_node_port && np != 0 => {
-                Some(port_number(&format!("spec.ports[{i}].nodePort"), np)?)
-            }
+            Some(np) if is_node_port && np != 0 => Some(port_number(&format!("spec.ports[{i}].nodePort"), np)?),
             _ => None,
         };
         let port_name: Arc<str> = port.name.as_deref().unwrap_or("").into();
-        if let Some(dup) = ports.iter().find(|p| {
-            p.protocol == protocol && (p.port == number || p.name == port_name)
-        }) {
+        if let Some(dup) = ports.iter().find(|p| p.protocol == protocol && (p.port == number || p.name == port_name)) {
             return Err(format!(
                 "spec.ports[{i}] ({number}/{protocol}, name {port_name:?}) repeats port {}/{} (name {:?})",
                 dup.port, dup.protocol, dup.name
@@ -158,14 +150,12 @@ fn admit_spec(
                 continue; // B9: the load balancer proxies itself; the node must not catch it.
             }
             if let Some(text) = ingress.ip.as_deref().filter(|t| !t.is_empty()) {
-                let ip = parse_ip(text)
-                    .map_err(|e| format!("status.loadBalancer.ingress[{i}].ip: {e}"))?;
+                let ip = parse_ip(text).map_err(|e| format!("status.loadBalancer.ingress[{i}].ip: {e}"))?;
                 load_balancer_ips.push(ip);
             }
         }
         for (i, text) in spec.load_balancer_source_ranges.iter().flatten().enumerate() {
-            let net = parse_cidr(text.trim())
-                .map_err(|e| format!("spec.loadBalancerSourceRanges[{i}]: {e}"))?;
+            let net = parse_cidr(text.trim()).map_err(|e| format!("spec.loadBalancerSourceRanges[{i}]: {e}"))?;
             load_balancer_source_ranges.push(net);
         }
     }
@@ -181,11 +171,9 @@ fn admit_spec(
             match timeout {
                 None => Some(DEFAULT_AFFINITY_TIMEOUT_SECONDS),
                 Some(t) if t >= 1 && t as u32 <= MAX_AFFINITY_TIMEOUT_SECONDS => Some(t as u32),
-                Some(t) => {
-                    return Err(format!(
-                        "spec.sessionAffinityConfig.clientIP.timeoutSeconds {t} is not in 1-{MAX_AFFINITY_TIMEOUT_SECONDS}"
-                    ))
-                }
+                Some(t) => return Err(format!(
+                    "spec.sessionAffinityConfig.clientIP.timeoutSeconds {t} is not in 1-{MAX_AFFINITY_TIMEOUT_SECONDS}"
+                )),
             }
         }
         Some(other) => return Err(format!("spec.sessionAffinity {other:?} is not None or ClientIP")),

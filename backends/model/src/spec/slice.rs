@@ -86,8 +86,7 @@ impl SliceSpec {
             "FQDN" => return Admission::Ignored("addressType FQDN"),
             other => return reject(format!("addressType {other:?} is not IPv4, IPv6 or FQDN")),
         };
-        let Some(service) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)).filter(|s| !s.is_empty())
-        else {
+        let Some(service) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)).filter(|s| !s.is_empty()) else {
             return reject(format!("label {SERVICE_NAME_LABEL} is missing: the slice belongs to no service"));
         };
 
@@ -98,8 +97,8 @@ impl SliceSpec {
                 continue; // An unrestricted port list entry carries nothing to program.
             };
             let parsed = port_number(&format!("ports[{i}].port"), number).and_then(|number| {
-                let protocol = Protocol::from_k8s(port.protocol.as_deref())
-                    .map_err(|e| format!("ports[{i}].protocol: {e}"))?;
+                let protocol =
+                    Protocol::from_k8s(port.protocol.as_deref()).map_err(|e| format!("ports[{i}].protocol: {e}"))?;
                 Ok(SlicePort { name: port.name.as_deref().unwrap_or("").into(), port: number, protocol })
             });
             match parsed {

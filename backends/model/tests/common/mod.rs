@@ -1,7 +1,10 @@
 //! Helpers shared by the model's contract tests.
 #![allow(dead_code)]
 
-use ferry_model::{Admission, NodeSpec, ProxyState, ServiceName, ServicePort, ServiceSpec, SliceName, SliceSpec, StateBuilder, StateDiff};
+use ferry_model::{
+    Admission, NodeSpec, ProxyState, ServiceName, ServicePort, ServiceSpec, SliceName, SliceSpec, StateBuilder,
+    StateDiff,
+};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -41,7 +44,14 @@ pub fn apply_node(b: &mut StateBuilder, n: &Node) {
 }
 
 /// The single port of `ns/name` with this protocol and family.
-pub fn port<'a>(state: &'a ProxyState, ns: &str, name: &str, port_name: &str, proto: &str, v6: bool) -> &'a ServicePort {
+pub fn port<'a>(
+    state: &'a ProxyState,
+    ns: &str,
+    name: &str,
+    port_name: &str,
+    proto: &str,
+    v6: bool,
+) -> &'a ServicePort {
     state
         .ports()
         .find(|(id, _)| {
@@ -52,7 +62,12 @@ pub fn port<'a>(state: &'a ProxyState, ns: &str, name: &str, port_name: &str, pr
                 && (id.family == ferry_model::IpFamily::V6) == v6
         })
         .map(|(_, p)| p)
-        .unwrap_or_else(|| panic!("no port {ns}/{name}:{port_name}/{proto} v6={v6} in {:#?}", state.ports().map(|(i, _)| i.to_string()).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no port {ns}/{name}:{port_name}/{proto} v6={v6} in {:#?}",
+                state.ports().map(|(i, _)| i.to_string()).collect::<Vec<_>>()
+            )
+        })
 }
 
 /// Addresses ("ip:port") of a set of endpoints.

@@ -98,7 +98,12 @@ pub fn ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
     // Before DNAT: load-balancer source ranges (B10).
     r.chains.insert(
         "filter-prerouting".into(),
-        base("filter", "prerouting", -110, vec![format!("ct state new {ip} daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}")]),
+        base(
+            "filter",
+            "prerouting",
+            -110,
+            vec![format!("ct state new {ip} daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}")],
+        ),
     );
     // After DNAT: what no endpoint caught is rejected or dropped (B11, B16, B17, B19).
     let endpoints_check = vec![

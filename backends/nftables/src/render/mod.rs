@@ -77,7 +77,11 @@ pub fn base_ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
 }
 
 /// What one service port adds to its family's table.
-pub fn render_fragment(id: &ferry_model::ServicePortId, port: &ferry_model::ServicePort, config: &NftConfig) -> Ruleset {
+pub fn render_fragment(
+    id: &ferry_model::ServicePortId,
+    port: &ferry_model::ServicePort,
+    config: &NftConfig,
+) -> Ruleset {
     let mut r = Ruleset::default();
     port::render_port(&mut r, id, port, config);
     r

@@ -4,7 +4,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use ferry_model::{Endpoint, ServicePort, ServicePortId};
 
-use super::base::{CLUSTER_IPS, FIREWALL_IPS, HAIRPIN, MARK_FOR_MASQUERADE, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, REJECT, SERVICE_IPS, SERVICE_NODEPORTS};
+use super::base::{
+    CLUSTER_IPS, FIREWALL_IPS, HAIRPIN, MARK_FOR_MASQUERADE, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, REJECT,
+    SERVICE_IPS, SERVICE_NODEPORTS,
+};
 use super::{addr_type, ip_kw, NftConfig};
 use crate::names::{endpoint_object, port_chain};
 use crate::ruleset::{Chain, MapDecl, Ruleset};
@@ -139,7 +142,10 @@ fn choice(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, eps: &[&Endpo
             let set = endpoint_object(&format!("aff{role}"), id, ep.addr());
             r.maps.insert(
                 set.clone(),
-                MapDecl { keyword: "set", spec: format!("type {}; flags dynamic,timeout; timeout {timeout}s;", addr_type(id.family)) },
+                MapDecl {
+                    keyword: "set",
+                    spec: format!("type {}; flags dynamic,timeout; timeout {timeout}s;", addr_type(id.family)),
+                },
             );
             rules.push(format!("{l4} {ip} saddr @{set} dnat to {}", dnat_target(ep.addr())));
             sets.push(set);

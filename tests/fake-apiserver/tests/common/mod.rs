@@ -18,35 +18,21 @@ pub fn client(url: &str) -> kube::Client {
 
 /// A Service `ns/name` with the given labels.
 pub fn svc(ns: &str, name: &str, labels: &[(&str, &str)]) -> Service {
-    Service {
-        metadata: meta(Some(ns), name, labels),
-        ..Default::default()
-    }
+    Service { metadata: meta(Some(ns), name, labels), ..Default::default() }
 }
 
 /// An EndpointSlice `ns/name`.
 pub fn slice(ns: &str, name: &str) -> EndpointSlice {
-    EndpointSlice {
-        metadata: meta(Some(ns), name, &[]),
-        address_type: "IPv4".into(),
-        endpoints: vec![],
-        ports: None,
-    }
+    EndpointSlice { metadata: meta(Some(ns), name, &[]), address_type: "IPv4".into(), endpoints: vec![], ports: None }
 }
 
 /// A Node `name`.
 pub fn node(name: &str) -> Node {
-    Node {
-        metadata: meta(None, name, &[]),
-        ..Default::default()
-    }
+    Node { metadata: meta(None, name, &[]), ..Default::default() }
 }
 
 fn meta(ns: Option<&str>, name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
-    let labels: BTreeMap<String, String> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     ObjectMeta {
         name: Some(name.into()),
         namespace: ns.map(Into::into),
