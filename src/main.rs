@@ -121,9 +121,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             health_check_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
         };
         let mut controller = Controller::start(config, source, backend).await?;
+        // The kubelet stops a pod with SIGTERM; a terminal with SIGINT. Either way the
+        // sync in progress finishes and the rules stay in place (B26).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch for SIGTERM")?;
         tokio::select! {
             _ = controller.wait() => {}
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping (rules stay in place)"),
+            _ = term.recv() => tracing::info!("terminated; stopping (rules stay in place)"),
         }
         controller.stop().await;
         Ok(())

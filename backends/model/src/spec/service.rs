@@ -171,9 +171,11 @@ fn admit_spec(name: ServiceName, service: &Service, service_type: &str) -> Resul
             match timeout {
                 None => Some(DEFAULT_AFFINITY_TIMEOUT_SECONDS),
                 Some(t) if t >= 1 && t as u32 <= MAX_AFFINITY_TIMEOUT_SECONDS => Some(t as u32),
-                Some(t) => return Err(format!(
+                Some(t) => {
+                    return Err(format!(
                     "spec.sessionAffinityConfig.clientIP.timeoutSeconds {t} is not in 1-{MAX_AFFINITY_TIMEOUT_SECONDS}"
-                )),
+                ))
+                }
             }
         }
         Some(other) => return Err(format!("spec.sessionAffinity {other:?} is not None or ClientIP")),
