@@ -16,11 +16,14 @@
 //! subcommands `lab-podserver` and `lab-probe`), so the demo runs from any directory.
 
 mod preflight;
+mod report;
+mod requests;
+
+use requests::Outcome;
 mod signals;
 mod table;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,8 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use ferry_model::StateBuilder;
 use ferry_netlab::{
-    list_namespaces, request, set_binaries, Answer, Binaries, Lab, LabProcess, Netns, PodServer, ProbeError, Program,
-    Proto,
+    list_namespaces, request, set_binaries, Answer, Binaries, Lab, LabProcess, Netns, PodServer, Program, Proto,
 };
 use kube_ferry::cli::Mode;
 use kube_ferry::source::file::ManifestDir;
@@ -97,41 +99,6 @@ impl DemoLab {
     fn proxy_log(&self) -> String {
         self.proxy.as_ref().map(LabProcess::output).unwrap_or_default()
     }
-}
-
-/// Who sends a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sender {
-    Client,
-    Pod(usize),
-    Node,
-}
-
-/// One kind of request, made `times` times (or, for `until_both`, until both pods answered).
-struct Ask {
-    from: Sender,
-    service: &'static str,
-    kind: String,
-    to: SocketAddr,
-    proto: Proto,
-    times: usize,
-    until_both: bool,
-}
-
-/// What one request got.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Outcome {
-    Answered { pod: String, saw: IpAddr },
-    Failed(String),
-}
-
-/// One line of the table: `count` requests of one [`Ask`] with the same outcome.
-struct Row {
-    from: Sender,
-    sent_from: Option<IpAddr>,
-    ask: usize,
-    outcome: Outcome,
-    count: usize,
 }
 
 /// Runs the demo: checks, builds, shows, removes. Every namespace is gone when it returns.
@@ -255,30 +222,6 @@ fn describe_services(
         table.row(vec![id.to_string(), catches.join(", "), endpoints.join(", ")]);
     }
     Ok(table)
-}
-
-/// The source address `ns` would send from to `to` (`ip route get`).
-fn source_address(ns: &Netns, to: IpAddr) -> Option<IpAddr> {
-    let out = ns.ip(["route", "get", &to.to_string()]).ok()?;
-    let mut words = out.split_whitespace();
-    while let Some(w) = words.next() {
-        if w == "src" {
-            return words.next()?.parse().ok();
-        }
-    }
-    None
-}
-
-fn ask(ns: &Netns, proto: Proto, to: SocketAddr) -> Outcome {
-    match request(ns, proto, to, None, REQUEST_TIMEOUT) {
-        Ok(line) => match Answer::parse(&line) {
-            Some(a) => Outcome::Answered { pod: a.name, saw: a.peer.ip() },
-            None => Outcome::Failed(format!("not an answer: {line:?}")),
-        },
-        Err(ProbeError::Refused) => Outcome::Failed("refused".into()),
-        Err(ProbeError::TimedOut) => Outcome::Failed("no answer (timed out)".into()),
-        Err(e) => Outcome::Failed(e.to_string()),
-    }
 }
 
 fn demo(mode: Mode, exe: &Path, slot: &mut Option<DemoLab>) -> anyhow::Result<()> {
@@ -410,204 +353,8 @@ fn demo(mode: Mode, exe: &Path, slot: &mut Option<DemoLab>) -> anyhow::Result<()
     println!("  the ClusterIP {WEB} answered {} after it started", secs(start.elapsed()));
     println!();
 
-    // The requests.
-    let node_port = SocketAddr::new(IpAddr::V4(node_ip), WEB_NODE_PORT);
-    let asks = [
-        Ask {
-            from: Sender::Client,
-            service: "web",
-            kind: "ClusterIP".into(),
-            to: WEB,
-            proto: Proto::Tcp,
-            times: 6,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Client,
-            service: "dns",
-            kind: "ClusterIP".into(),
-            to: DNS,
-            proto: Proto::Udp,
-            times: 2,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Pod(0),
-            service: "web",
-            kind: "ClusterIP".into(),
-            to: WEB,
-            proto: Proto::Tcp,
-            times: 4,
-            until_both: true,
-        },
-        Ask {
-            from: Sender::Pod(1),
-            service: "dns",
-            kind: "ClusterIP".into(),
-            to: DNS,
-            proto: Proto::Udp,
-            times: 2,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Node,
-            service: "web",
-            kind: "ClusterIP".into(),
-            to: WEB,
-            proto: Proto::Tcp,
-            times: 2,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Client,
-            service: "web",
-            kind: "NodePort".into(),
-            to: node_port,
-            proto: Proto::Tcp,
-            times: 2,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Client,
-            service: "web",
-            kind: "external IP".into(),
-            to: WEB_EXTERNAL,
-            proto: Proto::Tcp,
-            times: 2,
-            until_both: false,
-        },
-    ];
-    let ns_of = |from: Sender| match from {
-        Sender::Client => lab.lab.client().ns(),
-        Sender::Pod(i) => lab.lab.pod(i).ns(),
-        Sender::Node => lab.lab.node(0).ns(),
-    };
-    let name_of = |from: Sender| match from {
-        Sender::Client => "client".to_owned(),
-        Sender::Pod(i) => lab.lab.pod(i).name().to_owned(),
-        Sender::Node => "node".to_owned(),
-    };
-    let start = Instant::now();
-    let mut rows: Vec<Row> = Vec::new();
-    for (i, a) in asks.iter().enumerate() {
-        let ns = ns_of(a.from);
-        let sent_from = source_address(ns, a.to.ip());
-        let mut answered_by = std::collections::BTreeSet::new();
-        let mut n = 0;
-        while n < a.times || (a.until_both && answered_by.len() < pod_ips.len() && n < 40) {
-            signals::check()?;
-            let outcome = ask(ns, a.proto, a.to);
-            if let Outcome::Answered { pod, .. } = &outcome {
-                answered_by.insert(pod.clone());
-            }
-            match rows.iter_mut().find(|r| r.ask == i && r.outcome == outcome) {
-                Some(r) => r.count += 1,
-                None => rows.push(Row { from: a.from, sent_from, ask: i, outcome, count: 1 }),
-            }
-            n += 1;
-        }
-    }
-    let took = start.elapsed();
-
-    // The table.
-    let cidr: ipnet::IpNet = CLUSTER_CIDR.parse().context("the cluster CIDR")?;
-    let mut table = Table::new(&["n", "from", "to", "proto", "answered by", "pod saw", "source address"]);
-    let (mut asked, mut failed) = (0, 0);
-    let mut by_pod: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut outside, mut hairpins, mut kept): (Vec<String>, Vec<String>, Vec<String>) = Default::default();
-    let note = |list: &mut Vec<String>, what: String| {
-        if !list.contains(&what) {
-            list.push(what);
-        }
-    };
-    for r in &rows {
-        let a = &asks[r.ask];
-        asked += r.count;
-        let sender = name_of(r.from);
-        let from = match r.sent_from {
-            Some(ip) => format!("{sender} {ip}"),
-            None => sender.clone(),
-        };
-        let to = format!("{} {} {}", a.service, a.kind, a.to);
-        let proto = a.proto.as_str().to_owned();
-        let (answered, saw, source) = match &r.outcome {
-            Outcome::Answered { pod, saw } => {
-                *by_pod.entry(pod.clone()).or_default() += r.count;
-                let saw_text = if *saw == bridge { format!("{saw} (node)") } else { saw.to_string() };
-                let source = if Some(*saw) == r.sent_from {
-                    note(&mut kept, format!("{sender} to {pod}"));
-                    "kept".to_owned()
-                } else if sender == *pod {
-                    note(&mut hairpins, sender.clone());
-                    "masqueraded: hairpin (the pod reached itself)".to_owned()
-                } else if r.sent_from.is_some_and(|ip| !cidr.contains(&ip)) {
-                    note(&mut outside, format!("the {sender}"));
-                    "masqueraded: from outside the cluster CIDR".to_owned()
-                } else {
-                    note(&mut outside, format!("{sender} to {pod}"));
-                    "masqueraded".to_owned()
-                };
-                (pod.clone(), saw_text, source)
-            }
-            Outcome::Failed(why) => {
-                failed += r.count;
-                ("-".to_owned(), "-".to_owned(), format!("FAILED: {why}"))
-            }
-        };
-        table.row(vec![r.count.to_string(), from, to, proto, answered, saw, source]);
-    }
-    println!("requests: n requests per row; \"pod saw\" is the source address the answering pod saw");
-    print!("{}", table.render("  "));
-    println!();
-
-    // The summary.
-    let mut summary = String::new();
-    let answered: Vec<String> = by_pod.iter().map(|(pod, n)| format!("{pod} {n}")).collect();
-    let _ = writeln!(
-        summary,
-        "  {asked} requests in {}, {}; answers: {}",
-        secs(took),
-        if failed == 0 { "all answered".to_owned() } else { format!("{failed} NOT answered") },
-        if answered.is_empty() { "no pod".to_owned() } else { answered.join(", ") }
-    );
-    let and = |list: &[String]| match list {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    };
-    let mut masq = Vec::new();
-    if !outside.is_empty() {
-        masq.push(format!("requests from {} (outside {CLUSTER_CIDR})", and(&outside)));
-    }
-    if !hairpins.is_empty() {
-        masq.push(format!(
-            "hairpins ({} reaching {})",
-            and(&hairpins),
-            if hairpins.len() == 1 { "itself" } else { "themselves" }
-        ));
-    }
-    if !masq.is_empty() {
-        let _ = writeln!(summary, "  masqueraded, so the pod saw the node's {bridge}: {}", masq.join("; "));
-    }
-    if !kept.is_empty() {
-        let _ = writeln!(
-            summary,
-            "  source kept, so the pod saw the sender's own address: {} (pod to pod needs no NAT)",
-            and(&kept)
-        );
-    }
-    let _ = writeln!(
-        summary,
-        "  one kube-ferry (--mode {}) in the node served the ClusterIP (TCP and UDP), the NodePort {WEB_NODE_PORT} and the external IP {}",
-        mode.name(),
-        WEB_EXTERNAL.ip()
-    );
-    println!("summary ({} in all):", secs(total.elapsed()));
-    print!("{summary}");
-    if failed > 0 {
-        bail!("{failed} of {asked} requests got no answer");
-    }
-    Ok(())
+    let (asks, rows, took) = requests::send(lab, node_ip, pod_ips.len())?;
+    report::print(mode, lab, &asks, &rows, took, bridge, total)
 }
 
 #[cfg(test)]
