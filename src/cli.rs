@@ -166,6 +166,12 @@ pub struct RenderArgs {
     /// The node to render for (default: node-a for the examples, else the host name).
     #[arg(long)]
     pub node: Option<String>,
+    /// As for `run`: the pod network's CIDRs (they change the masquerade rules).
+    #[arg(long, value_delimiter = ',', value_parser = parse_cidr_flag)]
+    pub cluster_cidr: Vec<IpNet>,
+    /// As for `run`: masquerade all service traffic.
+    #[arg(long)]
+    pub masquerade_all: bool,
 }
 
 /// One `--nodeport-addresses` entry.

@@ -80,6 +80,11 @@ fn nft_config(args: &RunArgs) -> ferry_nftables::NftConfig {
 fn backend_for(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
     let mode = args.mode;
     if mode == Mode::Nftables {
+        if args.nodeport_addresses.contains(&kube_ferry::cli::NodePortAddress::Primary) {
+            tracing::warn!(
+                "--nodeport-addresses primary is not supported by the nftables mode yet: NodePorts answer on every local address; give CIDRs to restrict them"
+            );
+        }
         return Ok(Box::new(ferry_nftables::NftablesBackend::new(nft_config(args))));
     }
     bail!(
@@ -199,7 +204,14 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
         println!("# The nft transaction a first sync sends (nft -f -), then the model it comes from.");
         print!(
             "{}",
-            ferry_nftables::NftablesBackend::render_scripts(builder.state(), &ferry_nftables::NftConfig::default())
+            ferry_nftables::NftablesBackend::render_scripts(
+                builder.state(),
+                &ferry_nftables::NftConfig {
+                    cluster_cidrs: args.cluster_cidr.clone(),
+                    masquerade_all: args.masquerade_all,
+                    ..ferry_nftables::NftConfig::default()
+                }
+            )
         );
         println!();
     } else {

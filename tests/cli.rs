@@ -72,3 +72,17 @@ fn version_prints_the_version() {
     let (ok, out, _) = kube_ferry(&["version"]);
     assert!(ok && out.starts_with("kube-ferry 0."), "{out}");
 }
+
+#[test]
+fn render_prints_the_nftables_transaction_for_the_flags_given() {
+    let (ok, out, err) = kube_ferry(&["render", "--mode", "nftables"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("add table ip kube-ferry") && out.contains("add table ip6 kube-ferry"), "{out}");
+    assert!(!out.contains("jump mark-for-masquerade\n") || !out.contains("saddr != 10.244.0.0/16"), "{out}");
+    let (ok, out, err) = kube_ferry(&["render", "--mode", "nftables", "--cluster-cidr", "10.244.0.0/16"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("ip saddr != 10.244.0.0/16 jump mark-for-masquerade"),
+        "the cluster CIDR shapes the masquerade rules (B22):\n{out}"
+    );
+}
