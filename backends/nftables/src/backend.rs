@@ -127,29 +127,33 @@ impl NftablesBackend {
         fragments: [Vec<(ServicePortId, Ruleset)>; 2],
     ) -> Result<usize, (BackendError, [Vec<(ServicePortId, Ruleset)>; 2])> {
         let starting = self.committed.is_none();
-        let mut text = String::new();
-        let mut operations = 0;
-        let mut base_objects = 0;
-        for (slot, family) in [IpFamily::V4, IpFamily::V6].into_iter().enumerate() {
-            let base = base_ruleset(family, &self.config);
-            base_objects += base.object_count();
-            let mut tail = Vec::new();
-            if starting {
-                // Adopt the table as found (B26): what it holds for services gone while
-                // kube-ferry was down is removed in the same transaction.
+        let mut tails: [Vec<Op>; 2] = [Vec::new(), Vec::new()];
+        let bases = [base_ruleset(IpFamily::V4, &self.config), base_ruleset(IpFamily::V6, &self.config)];
+        let base_objects = bases.iter().map(Ruleset::object_count).sum();
+        if starting {
+            // Adopt the table as found (B26): what it holds for services gone while
+            // kube-ferry was down is removed in the same transaction.
+            for (slot, family) in [IpFamily::V4, IpFamily::V6].into_iter().enumerate() {
                 let found = match existing_objects(self.tool.as_ref(), table_family(family), &self.config.table) {
                     Ok(found) => found,
                     Err(e) => return Err((e, fragments)),
                 };
-                tail = remove_stale(&found, &base, &fragments[slot]);
+                tails[slot] = remove_stale(&found, &bases[slot], &fragments[slot]);
             }
-            operations +=
-                write_full_script(&mut text, table_family(family), &self.config.table, &base, &fragments[slot], &tail);
         }
-        if let Err(e) = self.tool.apply(&text) {
+        let mut operations = 0;
+        let table = self.config.table.clone();
+        let applied = self.tool.apply_streamed(&mut |out| {
+            operations = 0;
+            for (slot, family) in [IpFamily::V4, IpFamily::V6].into_iter().enumerate() {
+                operations +=
+                    write_full_script(out, table_family(family), &table, &bases[slot], &fragments[slot], &tails[slot])?;
+            }
+            Ok(())
+        });
+        if let Err(e) = applied {
             return Err((e, fragments));
         }
-        drop(text);
         let [v4, v6] = fragments;
         self.committed = Some(Committed {
             v4: FragmentTable::from_fragments(v4),
@@ -168,9 +172,10 @@ impl NftablesBackend {
         fragments: &[(ServicePortId, Ruleset)],
     ) -> Vec<(ServicePortId, String)> {
         let check = |part: &[(ServicePortId, Ruleset)]| {
-            let mut text = String::new();
-            write_full_script(&mut text, table_family(family), &self.config.table, base, part, &[]);
-            self.tool.check(&text)
+            let mut text = Vec::new();
+            write_full_script(&mut text, table_family(family), &self.config.table, base, part, &[])
+                .map_err(|e| BackendError::Other(format!("writing the script: {e}")))?;
+            self.tool.check(&String::from_utf8_lossy(&text))
         };
         let mut refused = Vec::new();
         let mut pending = vec![fragments];

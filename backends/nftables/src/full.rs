@@ -13,28 +13,28 @@ use crate::ruleset::{script, Op, Ruleset, TableFamily};
 /// chain rewritten, then `tail` (the removal of stale objects). Affinity sets (dynamic)
 /// are declared but never flushed: they hold the datapath's own state.
 pub fn write_full_script(
-    out: &mut String,
+    out: &mut dyn std::io::Write,
     family: TableFamily,
     table: &str,
     base: &Ruleset,
     fragments: &[(ServicePortId, Ruleset)],
     tail: &[Op],
-) -> usize {
+) -> std::io::Result<usize> {
     let parts = || std::iter::once(base).chain(fragments.iter().map(|(_, f)| f));
     let mut count = 0;
-    let mut emit = |out: &mut String, ops: Vec<Op>| {
+    let mut emit = |out: &mut dyn std::io::Write, ops: Vec<Op>| {
         count += ops.len();
-        out.push_str(&script(family, table, &ops));
+        out.write_all(script(family, table, &ops).as_bytes())
     };
-    emit(out, vec![Op::AddTable]);
+    emit(out, vec![Op::AddTable])?;
     for part in parts() {
-        emit(out, part.maps.iter().map(|(n, d)| Op::AddMap(n.clone(), d.clone())).collect());
+        emit(out, part.maps.iter().map(|(n, d)| Op::AddMap(n.clone(), d.clone())).collect())?;
     }
     for part in parts() {
         emit(
             out,
             part.chains.iter().map(|(n, c)| Op::AddChain(n.clone(), c.base.clone(), c.comment.clone())).collect(),
-        );
+        )?;
     }
     emit(
         out,
@@ -43,9 +43,9 @@ pub fn write_full_script(
             .filter(|(_, d)| !d.spec.contains("dynamic"))
             .map(|(n, d)| Op::FlushMap(n.clone(), d.keyword))
             .collect(),
-    );
+    )?;
     for part in parts() {
-        emit(out, part.chains.iter().map(|(n, c)| Op::WriteChain(n.clone(), c.rules.clone())).collect());
+        emit(out, part.chains.iter().map(|(n, c)| Op::WriteChain(n.clone(), c.rules.clone())).collect())?;
     }
     // Shared elements (a ClusterIP of several ports, a hairpin pair) are added once.
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
@@ -58,8 +58,8 @@ pub fn write_full_script(
                 }
             }
         }
-        emit(out, ops);
+        emit(out, ops)?;
     }
-    emit(out, tail.to_vec());
-    count
+    emit(out, tail.to_vec())?;
+    Ok(count)
 }

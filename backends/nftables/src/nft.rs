@@ -12,6 +12,13 @@ use ferry_model::BackendError;
 pub trait NftRunner: std::fmt::Debug + Send {
     /// Applies `script` as one transaction: all of it, or none.
     fn apply(&self, script: &str) -> Result<(), BackendError>;
+    /// Like [`NftRunner::apply`], with the script written by `write` as it is produced
+    /// (a full sync's script is megabytes: it is never held whole in memory).
+    fn apply_streamed(&self, write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>) -> Result<(), BackendError> {
+        let mut buffer = Vec::new();
+        write(&mut buffer).map_err(|e| BackendError::Other(format!("writing the script: {e}")))?;
+        self.apply(&String::from_utf8_lossy(&buffer))
+    }
     /// Says whether the kernel would take `script`, changing nothing.
     fn check(&self, script: &str) -> Result<(), BackendError>;
     /// Runs a listing command and returns what it printed.
@@ -21,6 +28,19 @@ pub trait NftRunner: std::fmt::Debug + Send {
 impl NftRunner for NftTool {
     fn apply(&self, script: &str) -> Result<(), BackendError> {
         NftTool::apply(self, script)
+    }
+
+    fn apply_streamed(&self, write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>) -> Result<(), BackendError> {
+        let mut feed = |pipe: &mut dyn Write| {
+            let mut buffered = std::io::BufWriter::with_capacity(1 << 16, pipe);
+            write(&mut buffered)?;
+            buffered.flush()
+        };
+        let out = self.run_fed(&["-f", "-"], Some(&mut feed))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(BackendError::Refused { detail: first_lines(&String::from_utf8_lossy(&out.stderr), 12) })
     }
 
     fn check(&self, script: &str) -> Result<(), BackendError> {
@@ -84,9 +104,23 @@ impl NftTool {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<std::process::Output, BackendError> {
+        match stdin {
+            Some(text) => self.run_fed(args, Some(&mut |pipe: &mut dyn Write| pipe.write_all(text.as_bytes()))),
+            None => self.run_fed(args, None),
+        }
+    }
+
+    /// Runs nft with `feed` writing its standard input (stderr is drained meanwhile, so
+    /// a talkative nft can never block the writer).
+    #[allow(clippy::type_complexity)]
+    fn run_fed(
+        &self,
+        args: &[&str],
+        feed: Option<&mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>>,
+    ) -> Result<std::process::Output, BackendError> {
         let mut child = Command::new(&self.path)
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if feed.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -94,10 +128,28 @@ impl NftTool {
                 what: format!("the nft tool ({}: {e})", self.path.display()),
                 hint: "install the Debian package nftables (apt-get install nftables)".into(),
             })?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes()).map_err(|e| BackendError::Other(format!("writing to nft: {e}")))?;
+        let stderr = child.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut e, &mut text);
+                text
+            })
+        });
+        let written = match (feed, child.stdin.take()) {
+            (Some(feed), Some(mut pipe)) => feed(&mut pipe),
+            _ => Ok(()),
+        };
+        let mut out = child.wait_with_output().map_err(|e| BackendError::Other(format!("waiting for nft: {e}")))?;
+        if let Some(reader) = stderr {
+            out.stderr = reader.join().unwrap_or_default();
         }
-        child.wait_with_output().map_err(|e| BackendError::Other(format!("waiting for nft: {e}")))
+        // A write that failed because nft stopped reading is explained by its stderr.
+        if let Err(e) = written {
+            if out.status.success() {
+                return Err(BackendError::Other(format!("writing to nft: {e}")));
+            }
+        }
+        Ok(out)
     }
 }
 
