@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use ferry_fixtures::RecordingBackend;
-use kube_ferry::controller::{Controller, Source};
+use kube_ferry::controller::Controller;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -39,15 +39,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 }
 
 async fn start(dir: &Path) -> (Controller, RecordingBackend) {
-    let backend = RecordingBackend::new();
-    let controller = Controller::start(
-        config(Duration::from_millis(20), Duration::from_secs(30)),
-        Source::Dir(dir.to_owned()),
-        Box::new(backend.clone()),
-    )
-    .await
-    .unwrap();
-    (controller, backend)
+    dir_controller(dir, config(Duration::from_millis(20), Duration::from_secs(30))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

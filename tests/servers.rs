@@ -6,8 +6,6 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::*;
-use ferry_fixtures::RecordingBackend;
-use kube_ferry::controller::{Controller, Source};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -50,14 +48,8 @@ endpoints:
 async fn healthz_livez_and_metrics_answer() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("shop.yaml"), lb_local(free_port(), true)).unwrap();
-    let backend = RecordingBackend::new();
-    let controller = Controller::start(
-        config(Duration::from_millis(20), Duration::from_secs(30)),
-        Source::Dir(dir.path().into()),
-        Box::new(backend.clone()),
-    )
-    .await
-    .unwrap();
+    let (controller, backend) =
+        dir_controller(dir.path(), config(Duration::from_millis(20), Duration::from_secs(30))).await;
     eventually("the first sync", WAIT, || backend.sync_count() > 0).await;
     let base = format!("http://{}", controller.healthz_addr.unwrap());
 
@@ -97,14 +89,7 @@ async fn healthz_livez_and_metrics_answer() {
 async fn health_goes_503_when_a_change_waits_longer_than_twice_the_sync_period() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("shop.yaml"), lb_local(free_port(), true)).unwrap();
-    let backend = RecordingBackend::new();
-    let controller = Controller::start(
-        config(Duration::ZERO, Duration::from_millis(300)),
-        Source::Dir(dir.path().into()),
-        Box::new(backend.clone()),
-    )
-    .await
-    .unwrap();
+    let (controller, backend) = dir_controller(dir.path(), config(Duration::ZERO, Duration::from_millis(300))).await;
     eventually("the first sync", WAIT, || backend.sync_count() > 0).await;
     let url = format!("http://{}/livez", controller.healthz_addr.unwrap());
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
@@ -130,14 +115,8 @@ async fn b30_health_check_node_port_counts_usable_local_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     std::fs::write(dir.path().join("shop.yaml"), lb_local(port, true)).unwrap();
-    let backend = RecordingBackend::new();
-    let controller = Controller::start(
-        config(Duration::from_millis(20), Duration::from_secs(30)),
-        Source::Dir(dir.path().into()),
-        Box::new(backend.clone()),
-    )
-    .await
-    .unwrap();
+    let (controller, _backend) =
+        dir_controller(dir.path(), config(Duration::from_millis(20), Duration::from_secs(30))).await;
     let url = format!("http://127.0.0.1:{port}/");
     eventually_async("the health-check server", WAIT, || {
         let url = url.clone();

@@ -66,75 +66,25 @@ pub(super) fn ask(ns: &Netns, proto: Proto, to: SocketAddr) -> Outcome {
     }
 }
 
+impl Ask {
+    fn new(from: Sender, service: &'static str, kind: &str, to: SocketAddr, proto: Proto, times: usize) -> Ask {
+        Ask { from, service, kind: kind.to_owned(), to, proto, times, until_both: false }
+    }
+}
+
 /// Sends every request and groups the outcomes into rows.
 pub(super) fn send(lab: &DemoLab, node_ip: Ipv4Addr, pods: usize) -> anyhow::Result<(Vec<Ask>, Vec<Row>, Duration)> {
     let pod_ips_len = pods;
     // The requests.
     let node_port = SocketAddr::new(IpAddr::V4(node_ip), WEB_NODE_PORT);
     let asks = [
-        Ask {
-            from: Sender::Client,
-            service: "web",
-            kind: "ClusterIP".into(),
-            to: WEB,
-            proto: Proto::Tcp,
-            times: 6,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Client,
-            service: "dns",
-            kind: "ClusterIP".into(),
-            to: DNS,
-            proto: Proto::Udp,
-            times: 2,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Pod(0),
-            service: "web",
-            kind: "ClusterIP".into(),
-            to: WEB,
-            proto: Proto::Tcp,
-            times: 4,
-            until_both: true,
-        },
-        Ask {
-            from: Sender::Pod(1),
-            service: "dns",
-            kind: "ClusterIP".into(),
-            to: DNS,
-            proto: Proto::Udp,
-            times: 2,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Node,
-            service: "web",
-            kind: "ClusterIP".into(),
-            to: WEB,
-            proto: Proto::Tcp,
-            times: 2,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Client,
-            service: "web",
-            kind: "NodePort".into(),
-            to: node_port,
-            proto: Proto::Tcp,
-            times: 2,
-            until_both: false,
-        },
-        Ask {
-            from: Sender::Client,
-            service: "web",
-            kind: "external IP".into(),
-            to: WEB_EXTERNAL,
-            proto: Proto::Tcp,
-            times: 2,
-            until_both: false,
-        },
+        Ask::new(Sender::Client, "web", "ClusterIP", WEB, Proto::Tcp, 6),
+        Ask::new(Sender::Client, "dns", "ClusterIP", DNS, Proto::Udp, 2),
+        Ask { until_both: true, ..Ask::new(Sender::Pod(0), "web", "ClusterIP", WEB, Proto::Tcp, 4) },
+        Ask::new(Sender::Pod(1), "dns", "ClusterIP", DNS, Proto::Udp, 2),
+        Ask::new(Sender::Node, "web", "ClusterIP", WEB, Proto::Tcp, 2),
+        Ask::new(Sender::Client, "web", "NodePort", node_port, Proto::Tcp, 2),
+        Ask::new(Sender::Client, "web", "external IP", WEB_EXTERNAL, Proto::Tcp, 2),
     ];
     let ns_of = |from: Sender| match from {
         Sender::Client => lab.lab.client().ns(),

@@ -39,6 +39,15 @@ pub async fn api_controller(api: &FakeApiServer, config: ControllerConfig) -> (C
     (controller, backend)
 }
 
+/// A controller reading the manifests in `dir`, with a fresh recording backend.
+pub async fn dir_controller(dir: &std::path::Path, config: ControllerConfig) -> (Controller, RecordingBackend) {
+    let backend = RecordingBackend::new();
+    let controller = Controller::start(config, Source::Dir(dir.to_owned()), Box::new(backend.clone()))
+        .await
+        .expect("controller starts");
+    (controller, backend)
+}
+
 /// Polls `cond` every 10 ms until it holds, failing the test with `what` after `limit`.
 pub async fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
