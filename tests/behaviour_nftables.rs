@@ -10,6 +10,11 @@ fn b7_b8_b9_b14_b20_b21_b22_clusterip_nodeport_external_ip_and_source_addresses(
 }
 
 #[test]
+fn b7_b14_b19_b22_cluster_ip_only_service() {
+    suite::cluster_ip_only_service("nftables");
+}
+
+#[test]
 fn b11_b19_wrong_ports_and_services_without_endpoints_are_refused() {
     suite::wrong_ports_and_services_without_endpoints_are_refused("nftables");
 }

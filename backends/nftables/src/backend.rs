@@ -6,6 +6,7 @@ use ferry_model::{Backend, BackendError, CleanupReport, ProxyState, Refusal, Ser
 use tracing::{debug, warn};
 
 use crate::adopt::{existing_objects, ExistingObjects};
+use crate::netlink::ElementBatch;
 use crate::nft::{NftRunner, NftTool};
 use ferry_model::IpFamily;
 
@@ -26,6 +27,8 @@ pub struct NftablesBackend {
     committed: Option<Committed>,
     udp_flows: UdpFlows,
     conntrack: ConntrackTool,
+    /// The fixed part of each family's table (v4, v6), with the layouts of its maps.
+    bases: [Ruleset; 2],
 }
 
 impl NftablesBackend {
@@ -37,7 +40,6 @@ impl NftablesBackend {
     /// A backend driving nf_tables through `runner` (tests use a fake).
     pub fn with_runner(config: NftConfig, runner: Box<dyn NftRunner>) -> NftablesBackend {
         NftablesBackend {
-            config,
             tool: runner,
             refused: Vec::new(),
             last_full: None,
@@ -45,6 +47,8 @@ impl NftablesBackend {
             committed: None,
             udp_flows: UdpFlows::new(),
             conntrack: ConntrackTool::default(),
+            bases: [base_ruleset(IpFamily::V4, &config), base_ruleset(IpFamily::V6, &config)],
+            config,
         }
     }
 
@@ -216,7 +220,19 @@ impl NftablesBackend {
             text.push_str(&script(family, &self.config.table, &plan.ops));
         }
         if !text.is_empty() {
-            self.tool.apply(&text)?;
+            // Element-only transactions (endpoint changes of map-held ports, frontends
+            // gaining or losing endpoints) skip the tool; the rest goes through `nft`.
+            let elements = ElementBatch::from_ops(
+                &self.config.table,
+                &[
+                    (TableFamily::Ip, &plans[0].ops, &self.bases[0].maps),
+                    (TableFamily::Ip6, &plans[1].ops, &self.bases[1].maps),
+                ],
+            );
+            match elements {
+                Some(batch) => self.tool.apply_elements(&text, &batch)?,
+                None => self.tool.apply(&text)?,
+            }
         }
         let [p4, p6] = plans;
         committed.v4.commit(p4);

@@ -11,9 +11,11 @@ pub use render::NftConfig;
 
 mod adopt;
 mod backend;
+pub mod element;
 pub mod full;
 pub mod incremental;
 pub mod names;
+pub mod netlink;
 pub mod nft;
 pub mod render;
 pub mod ruleset;

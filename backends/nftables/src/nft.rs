@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use ferry_model::BackendError;
+use tracing::warn;
+
+use crate::netlink::{BatchError, ElementBatch};
 
 /// What the backend needs of nf_tables: apply a script atomically, check one without
 /// applying it, list. [`NftTool`] is the real one; tests substitute a fake.
@@ -18,6 +21,14 @@ pub trait NftRunner: std::fmt::Debug + Send {
         let mut buffer = Vec::new();
         write(&mut buffer).map_err(|e| BackendError::Other(format!("writing the script: {e}")))?;
         self.apply(&String::from_utf8_lossy(&buffer))
+    }
+    /// Applies a transaction of element changes only: `script` as nft text, `batch` the
+    /// same encoded for netlink. The default runs the script; [`NftTool`] sends the batch
+    /// (no `nft` process, no cache of the table) and falls back to the script only when
+    /// the netlink socket cannot be used.
+    fn apply_elements(&self, script: &str, batch: &ElementBatch) -> Result<(), BackendError> {
+        let _ = batch;
+        self.apply(script)
     }
     /// Says whether the kernel would take `script`, changing nothing.
     fn check(&self, script: &str) -> Result<(), BackendError>;
@@ -41,6 +52,17 @@ impl NftRunner for NftTool {
             return Ok(());
         }
         Err(BackendError::Refused { detail: first_lines(&String::from_utf8_lossy(&out.stderr), 12) })
+    }
+
+    fn apply_elements(&self, script: &str, batch: &ElementBatch) -> Result<(), BackendError> {
+        match batch.send() {
+            Ok(()) => Ok(()),
+            Err(BatchError::Socket(e)) => {
+                warn!(error = %e, "nf_tables netlink is not usable; applying element changes with nft");
+                self.apply(script)
+            }
+            Err(refused @ BatchError::Refused { .. }) => Err(BackendError::Refused { detail: refused.to_string() }),
+        }
     }
 
     fn check(&self, script: &str) -> Result<(), BackendError> {

@@ -56,6 +56,9 @@ pub struct MapDecl {
     pub keyword: &'static str,
     /// What goes between the braces (`type ... ; flags ...;`).
     pub spec: String,
+    /// How its elements are encoded for netlink; `None` for sets kube-ferry never writes
+    /// elements into (the kernel fills affinity sets).
+    pub layout: Option<crate::element::ElementLayout>,
 }
 
 /// Everything kube-ferry puts in one table.
@@ -209,7 +212,11 @@ mod tests {
         let mut r = Ruleset::default();
         r.maps.insert(
             "services".into(),
-            MapDecl { keyword: "map", spec: "type ipv4_addr . inet_proto . inet_service : verdict;".into() },
+            MapDecl {
+                keyword: "map",
+                spec: "type ipv4_addr . inet_proto . inet_service : verdict;".into(),
+                layout: None,
+            },
         );
         for (name, rules) in chains {
             r.chains.insert(

@@ -1,5 +1,5 @@
 //! A service port the kernel refuses is left out, named, and the rest is programmed
-//! (B34), with a fake nf_tables that refuses one service's rules.
+//! (B34), with a fake nf_tables that refuses whatever mentions one service's ClusterIP.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,6 +7,9 @@ use ferry_fixtures::{service, slice};
 use ferry_model::{Backend, BackendError, ServiceName, ServiceSpec, SliceName, SliceSpec, StateBuilder, SyncRequest};
 use ferry_nftables::nft::NftRunner;
 use ferry_nftables::{NftConfig, NftablesBackend};
+
+/// The ClusterIP of service `ns/bad`, the one the fake kernel refuses.
+const BAD_IP: &str = "10.96.1.37 ";
 
 #[derive(Debug, Default, Clone)]
 struct FakeKernel {
@@ -16,7 +19,7 @@ struct FakeKernel {
 
 impl NftRunner for FakeKernel {
     fn apply(&self, script: &str) -> Result<(), BackendError> {
-        if script.contains("/bad/") {
+        if script.contains(BAD_IP) {
             return Err(BackendError::Refused { detail: "Error: Could not process rule: Invalid argument".into() });
         }
         self.applied.lock().unwrap().push(script.to_owned());
@@ -25,7 +28,7 @@ impl NftRunner for FakeKernel {
 
     fn check(&self, script: &str) -> Result<(), BackendError> {
         *self.checks.lock().unwrap() += 1;
-        if script.contains("/bad/") {
+        if script.contains(BAD_IP) {
             Err(BackendError::Refused { detail: "Error: Could not process rule: Invalid argument".into() })
         } else {
             Ok(())

@@ -60,6 +60,55 @@ pub fn clusterip_nodeport_external_ip_and_source_addresses(mode: &'static str) {
     }
 }
 
+/// B7, B14, B19-B22 for a ClusterIP-only service (nftables holds these ports' endpoints
+/// in map elements rather than chains; the contract is the same): TCP and UDP, source
+/// addresses, the spread, and losing and regaining every endpoint.
+pub fn cluster_ip_only_service(mode: &'static str) {
+    let mut lab = ProxyLab::single_node(mode, 2);
+    let node = lab.node_name();
+    let svc = service("api", "10.96.0.20", "ClusterIP", &[("http", 80, "TCP", None), ("dns", 53, "UDP", None)], "");
+    let ips = [lab.pod_ip(0), lab.pod_ip(1)];
+    let with = |pods: &[usize]| {
+        let eps: Vec<_> = pods.iter().map(|i| (ips[*i], node.as_str(), true, true, false)).collect();
+        svc.clone() + &slice("api", &[("http", "TCP"), ("dns", "UDP")], &eps)
+    };
+    lab.write("api.yaml", &with(&[0, 1]));
+    lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
+    let bridge = IpAddr::V4(lab.lab.node(0).bridge_ip());
+    let vip = sa("10.96.0.20:80");
+    let a = lab.until("the ClusterIP", || lab.ask(lab.client_ns(), Proto::Tcp, vip), Result::is_ok).unwrap();
+    assert_eq!(a.peer.ip(), bridge, "off-cluster traffic is masqueraded (B22)");
+    if mode == "nftables" {
+        let held = lab.nft(&["list", "set", "ip", "kube-ferry", "spread-tcp-2"]);
+        assert!(held.contains("10.96.0.20 . 80"), "the port is map-held, the path under test:
+{held}");
+    }
+    lab.ask(lab.client_ns(), Proto::Udp, sa("10.96.0.20:53")).expect("UDP through the ClusterIP (B7)");
+    lab.ask(lab.node_ns(), Proto::Tcp, vip).expect("the ClusterIP from the node (B7)");
+    for _ in 0..20 {
+        let a = lab.ask(lab.pod_ns(0), Proto::Tcp, vip).expect("the ClusterIP from a pod");
+        let expected = if a.name == "pod-0" { bridge } else { lab.pod_ip(0) };
+        assert_eq!(a.peer.ip(), expected, "{a:?}: a pod keeps its address (B20) unless it reaches itself (B21)");
+    }
+    let mut counts = BTreeMap::new();
+    for _ in 0..200 {
+        let a = lab.ask(lab.client_ns(), Proto::Tcp, vip).expect("spread");
+        *counts.entry(a.name).or_insert(0u32) += 1;
+    }
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    for (pod, n) in &counts {
+        assert!((60..=140).contains(n), "{pod} got {n} of 200 (B14): {counts:?}");
+    }
+
+    lab.write("api.yaml", &with(&[]));
+    let _ = lab.until("no endpoints: refused (B19)", || lab.ask(lab.client_ns(), Proto::Tcp, vip), refused);
+    let r = lab.ask(lab.client_ns(), Proto::Udp, sa("10.96.0.20:53"));
+    assert!(refused(&r), "no endpoints, UDP (B19): {r:?}");
+    lab.write("api.yaml", &with(&[1]));
+    let a = lab.until("the endpoint back", || lab.ask(lab.client_ns(), Proto::Tcp, vip), Result::is_ok).unwrap();
+    assert_eq!(a.name, "pod-1");
+}
+
 /// B11 and B19: wrong port on a live ClusterIP, and a service with no endpoints, are
 /// refused at once.
 pub fn wrong_ports_and_services_without_endpoints_are_refused(mode: &'static str) {

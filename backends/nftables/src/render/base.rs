@@ -3,6 +3,7 @@
 use ferry_model::IpFamily;
 
 use super::{addr_type, ip_kw, NftConfig};
+use crate::element::{ElementData, ElementLayout, Field};
 use crate::ruleset::{BaseHook, Chain, MapDecl, Ruleset};
 
 /// Map: `address . protocol . port` -> the service port's chain (ClusterIP, external IP,
@@ -10,11 +11,21 @@ use crate::ruleset::{BaseHook, Chain, MapDecl, Ruleset};
 pub const SERVICE_IPS: &str = "service-ips";
 /// Map: `protocol . port` -> the service port's external chain (NodePorts, B8).
 pub const SERVICE_NODEPORTS: &str = "service-nodeports";
-/// Map: `address . protocol . port` -> reject or drop, for service ports with no usable
-/// endpoint for that traffic (B16, B17, B19).
-pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
-/// Map: `protocol . port` -> reject or drop, the same for NodePorts.
-pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
+/// Set of `address . protocol . port` of service ports no endpoint can serve: new
+/// connections are rejected (B19).
+pub const NO_ENDPOINT_REJECT: &str = "no-endpoint-reject";
+/// Set of `address . protocol . port` of service ports with endpoints, none of them for
+/// this traffic's policy: new connections are dropped (B16, B17).
+pub const NO_ENDPOINT_DROP: &str = "no-endpoint-drop";
+/// Set of `protocol . port`: [`NO_ENDPOINT_REJECT`] for NodePorts.
+pub const NO_ENDPOINT_NODEPORT_REJECT: &str = "no-endpoint-nodeport-reject";
+/// Set of `protocol . port`: [`NO_ENDPOINT_DROP`] for NodePorts.
+pub const NO_ENDPOINT_NODEPORT_DROP: &str = "no-endpoint-nodeport-drop";
+/// Set of `address . protocol . port` of the map-held service ports (see
+/// [`endpoints_map`]), for the masquerade rule their chains would otherwise hold (B22).
+pub const HELD_SERVICES: &str = "held-services";
+/// The most endpoints a map-held service port can have (one `spread-` set per count).
+pub const MAX_HELD_ENDPOINTS: usize = 16;
 /// Map: `address . protocol . port` -> the source-range chain of a load-balancer IP (B10).
 pub const FIREWALL_IPS: &str = "firewall-ips";
 /// Set of every ClusterIP: a packet to one that no service port caught is rejected (B11).
@@ -34,9 +45,30 @@ fn plain(rules: Vec<String>) -> Chain {
     Chain { base: None, rules, comment: None }
 }
 
-fn map(spec: String) -> MapDecl {
-    MapDecl { keyword: "map", spec }
+fn map(spec: String, layout: ElementLayout) -> MapDecl {
+    MapDecl { keyword: "map", spec, layout: Some(layout) }
 }
+
+fn set(spec: String, key: &[Field]) -> MapDecl {
+    MapDecl { keyword: "set", spec, layout: Some(ElementLayout::new(key, ElementData::None)) }
+}
+
+/// The map from `ClusterIP . port . slot` to the endpoint of that slot, for the map-held
+/// service ports of `protocol`: ClusterIP-only ports without affinity or Local internal
+/// policy, with at most [`MAX_HELD_ENDPOINTS`] endpoints. They need no chain of their own,
+/// so adding one or changing its endpoints only changes elements: no chain is validated
+/// and no `nft` cache is needed (docs/nftables.md).
+pub fn endpoints_map(protocol: &str) -> String {
+    format!("endpoints-{protocol}")
+}
+
+/// The set of the map-held service ports of `protocol` that have `count` endpoints.
+pub fn spread_set(protocol: &str, count: usize) -> String {
+    format!("spread-{protocol}-{count}")
+}
+
+/// The protocols a service port can have, as nft names them.
+const PROTOCOLS: [&str; 3] = ["tcp", "udp", "sctp"];
 
 /// The empty table of one family: every base chain and map, no service.
 pub fn ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
@@ -44,15 +76,64 @@ pub fn ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
     let addr = addr_type(family);
     let mark = config.masquerade_mark;
     let mut r = Ruleset::default();
-    let svc_key = format!("type {addr} . inet_proto . inet_service : verdict;");
-    let port_key = "type inet_proto . inet_service : verdict;".to_owned();
-    r.maps.insert(SERVICE_IPS.into(), map(svc_key.clone()));
-    r.maps.insert(SERVICE_NODEPORTS.into(), map(port_key.clone()));
-    r.maps.insert(NO_ENDPOINT_SERVICES.into(), map(svc_key.clone()));
-    r.maps.insert(NO_ENDPOINT_NODEPORTS.into(), map(port_key));
-    r.maps.insert(FIREWALL_IPS.into(), map(svc_key));
-    r.maps.insert(CLUSTER_IPS.into(), MapDecl { keyword: "set", spec: format!("type {addr};") });
-    r.maps.insert(HAIRPIN.into(), MapDecl { keyword: "set", spec: format!("type {addr} . {addr};") });
+    let address = match family {
+        IpFamily::V4 => Field::Ipv4Addr,
+        IpFamily::V6 => Field::Ipv6Addr,
+    };
+    let svc_fields = [address, Field::InetProto, Field::InetService];
+    let port_fields = [Field::InetProto, Field::InetService];
+    let svc_vmap = || {
+        map(
+            format!("type {addr} . inet_proto . inet_service : verdict;"),
+            ElementLayout::new(&svc_fields, ElementData::Verdict),
+        )
+    };
+    let port_vmap =
+        map("type inet_proto . inet_service : verdict;".into(), ElementLayout::new(&port_fields, ElementData::Verdict));
+    let svc_set = || set(format!("type {addr} . inet_proto . inet_service;"), &svc_fields);
+    let port_set = || set("type inet_proto . inet_service;".into(), &port_fields);
+    r.maps.insert(SERVICE_IPS.into(), svc_vmap());
+    r.maps.insert(SERVICE_NODEPORTS.into(), port_vmap);
+    r.maps.insert(FIREWALL_IPS.into(), svc_vmap());
+    r.maps.insert(NO_ENDPOINT_REJECT.into(), svc_set());
+    r.maps.insert(NO_ENDPOINT_DROP.into(), svc_set());
+    r.maps.insert(NO_ENDPOINT_NODEPORT_REJECT.into(), port_set());
+    r.maps.insert(NO_ENDPOINT_NODEPORT_DROP.into(), port_set());
+    r.maps.insert(HELD_SERVICES.into(), svc_set());
+    r.maps.insert(CLUSTER_IPS.into(), set(format!("type {addr};"), &[address]));
+    r.maps.insert(HAIRPIN.into(), set(format!("type {addr} . {addr};"), &[address, address]));
+    let mut held_rules = Vec::new();
+    if config.masquerade_all {
+        held_rules.push(format!("{ip} daddr . meta l4proto . th dport @{HELD_SERVICES} jump {MARK_FOR_MASQUERADE}"));
+    } else if let Some(cidr) = config.cluster_cidr(family) {
+        held_rules.push(format!(
+            "{ip} daddr . meta l4proto . th dport @{HELD_SERVICES} {ip} saddr != {cidr} jump {MARK_FOR_MASQUERADE}"
+        ));
+    }
+    for protocol in PROTOCOLS {
+        let endpoints = endpoints_map(protocol);
+        r.maps.insert(
+            endpoints.clone(),
+            map(
+                format!("typeof {ip} daddr . {protocol} dport . numgen random mod {MAX_HELD_ENDPOINTS} : {ip} daddr . {protocol} dport;"),
+                ElementLayout::new(
+                    &[address, Field::InetService, Field::HostU32],
+                    ElementData::Fields(vec![address, Field::InetService]),
+                ),
+            ),
+        );
+        for count in 1..=MAX_HELD_ENDPOINTS {
+            let spread = spread_set(protocol, count);
+            r.maps.insert(
+                spread.clone(),
+                set(format!("typeof {ip} daddr . {protocol} dport;"), &[address, Field::InetService]),
+            );
+            // Each endpoint owns one slot of `count`: the same chance for each (B14).
+            held_rules.push(format!(
+                "meta l4proto {protocol} {ip} daddr . {protocol} dport @{spread} dnat {ip} to {ip} daddr . {protocol} dport . numgen random mod {count} map @{endpoints}"
+            ));
+        }
+    }
 
     // NodePorts answer on local addresses (all, or those in --nodeport-addresses), never
     // on loopback (B8, B12).
@@ -71,10 +152,9 @@ pub fn ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
             format!("fib daddr type local {ip} daddr {{ {} }}", cidrs.join(", "))
         }
     };
-    let dispatch = vec![
-        format!("{ip} daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"),
-        format!("{nodeport_match} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"),
-    ];
+    let mut dispatch = vec![format!("{ip} daddr . meta l4proto . th dport vmap @{SERVICE_IPS}")];
+    dispatch.extend(held_rules);
+    dispatch.push(format!("{nodeport_match} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"));
     r.chains.insert("services".into(), plain(dispatch));
     r.chains.insert("nat-prerouting".into(), base("nat", "prerouting", -100, vec!["jump services".into()]));
     r.chains.insert("nat-output".into(), base("nat", "output", -100, vec!["jump services".into()]));
@@ -107,8 +187,10 @@ pub fn ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
     );
     // After DNAT: what no endpoint caught is rejected or dropped (B11, B16, B17, B19).
     let endpoints_check = vec![
-        format!("ct state new {ip} daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"),
-        format!("ct state new {nodeport_match} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"),
+        format!("ct state new {ip} daddr . meta l4proto . th dport @{NO_ENDPOINT_REJECT} goto {REJECT}"),
+        format!("ct state new {ip} daddr . meta l4proto . th dport @{NO_ENDPOINT_DROP} drop"),
+        format!("ct state new {nodeport_match} meta l4proto . th dport @{NO_ENDPOINT_NODEPORT_REJECT} goto {REJECT}"),
+        format!("ct state new {nodeport_match} meta l4proto . th dport @{NO_ENDPOINT_NODEPORT_DROP} drop"),
     ];
     let mut with_cluster_ips = endpoints_check.clone();
     with_cluster_ips.push(format!("ct state new {ip} daddr @{CLUSTER_IPS} goto {REJECT}"));

@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use ferry_model::{Endpoint, ServicePort, ServicePortId};
 
 use super::base::{
-    CLUSTER_IPS, FIREWALL_IPS, HAIRPIN, MARK_FOR_MASQUERADE, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, REJECT,
+    endpoints_map, spread_set, CLUSTER_IPS, FIREWALL_IPS, HAIRPIN, HELD_SERVICES, MARK_FOR_MASQUERADE,
+    MAX_HELD_ENDPOINTS, NO_ENDPOINT_DROP, NO_ENDPOINT_NODEPORT_DROP, NO_ENDPOINT_NODEPORT_REJECT, NO_ENDPOINT_REJECT,
     SERVICE_IPS, SERVICE_NODEPORTS,
 };
 use super::{addr_type, ip_kw, NftConfig};
@@ -21,6 +22,10 @@ fn dnat_target(ep: SocketAddr) -> String {
         SocketAddr::V4(v4) => v4.to_string(),
         SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
     }
+}
+
+fn add_to_set(r: &mut Ruleset, set: &str, key: String) {
+    add_element(r, set, key, String::new());
 }
 
 fn add_element(r: &mut Ruleset, map: &str, key: String, value: String) {
@@ -41,6 +46,20 @@ pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, conf
     let cluster_choice = port_chain("clu", id, port.port);
     let cluster_cidr = config.cluster_cidr(family);
 
+    let internal: Vec<&Endpoint> = port.internal_endpoints().collect();
+    add_element(r, CLUSTER_IPS, port.cluster_ip.to_string(), String::new());
+    if internal.is_empty() {
+        add_to_set(r, no_endpoint_set(port, false), key(port.cluster_ip, port, port.port));
+    }
+    // Hairpin (B21): a local endpoint reaching itself through the service is masqueraded.
+    for ep in port.endpoints.iter().filter(|e| e.is_local) {
+        add_element(r, HAIRPIN, format!("{} . {}", ep.ip, ep.ip), String::new());
+    }
+    if map_held(port, internal.len()) {
+        render_held(r, port, &internal, config.masquerade_all || cluster_cidr.is_some());
+        return;
+    }
+
     // Internal (ClusterIP) traffic: masquerade what comes from outside the cluster
     // network (B22, B23), then choose among the internal endpoints.
     let mut svc_rules = Vec::new();
@@ -49,19 +68,9 @@ pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, conf
     } else if let Some(cidr) = cluster_cidr {
         svc_rules.push(format!("{ip} saddr != {cidr} jump {MARK_FOR_MASQUERADE}"));
     }
-    let internal: Vec<&Endpoint> = port.internal_endpoints().collect();
     svc_rules.extend(choice(r, id, port, &internal, "svc"));
     add_chain(r, &svc, svc_rules);
     add_element(r, SERVICE_IPS, key(port.cluster_ip, port, port.port), format!("goto {svc}"));
-    add_element(r, CLUSTER_IPS, port.cluster_ip.to_string(), String::new());
-    if internal.is_empty() {
-        add_element(r, NO_ENDPOINT_SERVICES, key(port.cluster_ip, port, port.port), empty_verdict(port));
-    }
-
-    // Hairpin (B21): a local endpoint reaching itself through the service is masqueraded.
-    for ep in port.endpoints.iter().filter(|e| e.is_local) {
-        add_element(r, HAIRPIN, format!("{} . {}", ep.ip, ep.ip), String::new());
-    }
 
     if !external {
         return;
@@ -96,14 +105,14 @@ pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, conf
     for addr in &addresses {
         add_element(r, SERVICE_IPS, key(*addr, port, port.port), format!("goto {ext}"));
         if external_empty {
-            add_element(r, NO_ENDPOINT_SERVICES, key(*addr, port, port.port), empty_verdict(port));
+            add_to_set(r, no_endpoint_set(port, false), key(*addr, port, port.port));
         }
     }
     if let Some(np) = port.node_port {
         let np_key = format!("{} . {np}", port.protocol.as_str());
         add_element(r, SERVICE_NODEPORTS, np_key.clone(), format!("goto {ext}"));
         if external_empty {
-            add_element(r, NO_ENDPOINT_NODEPORTS, np_key, empty_verdict(port));
+            add_to_set(r, no_endpoint_set(port, true), np_key);
         }
     }
     if !port.load_balancer_source_ranges.is_empty() && !port.load_balancer_ips.is_empty() {
@@ -116,13 +125,43 @@ pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, conf
     }
 }
 
-/// Reject when no endpoint can serve at all (B19); drop when some can, but not for this
-/// policy (B16, B17).
-fn empty_verdict(port: &ServicePort) -> String {
-    if port.has_serving_endpoints() {
-        "drop".into()
-    } else {
-        format!("goto {REJECT}")
+/// The set a frontend without endpoints for its traffic goes in: reject when no endpoint
+/// can serve at all (B19); drop when some can, but not for this policy (B16, B17).
+fn no_endpoint_set(port: &ServicePort, node_port: bool) -> &'static str {
+    match (port.has_serving_endpoints(), node_port) {
+        (true, false) => NO_ENDPOINT_DROP,
+        (true, true) => NO_ENDPOINT_NODEPORT_DROP,
+        (false, false) => NO_ENDPOINT_REJECT,
+        (false, true) => NO_ENDPOINT_NODEPORT_REJECT,
+    }
+}
+
+/// Whether a port's endpoints are held in map elements rather than in a chain of its own:
+/// ClusterIP-only ports without affinity or a Local internal policy, with at most
+/// [`MAX_HELD_ENDPOINTS`] endpoints. Their changes are element changes only, which the
+/// kernel applies without validating the table's chains (docs/nftables.md).
+fn map_held(port: &ServicePort, internal: usize) -> bool {
+    port.affinity.is_none()
+        && !port.internal_policy_local
+        && !port.externally_accessible()
+        && internal <= MAX_HELD_ENDPOINTS
+}
+
+/// A map-held port: its ClusterIP in the `spread-` set of its endpoint count, one
+/// `endpoints-` element per endpoint slot, and (when its traffic may need masquerading)
+/// its key in `held-services`. Without endpoints it is only in a `no-endpoint-` set.
+fn render_held(r: &mut Ruleset, port: &ServicePort, internal: &[&Endpoint], masquerade: bool) {
+    if internal.is_empty() {
+        return;
+    }
+    let protocol = port.protocol.as_str();
+    let frontend = format!("{} . {}", port.cluster_ip, port.port);
+    add_to_set(r, &spread_set(protocol, internal.len()), frontend.clone());
+    for (slot, ep) in internal.iter().enumerate() {
+        add_element(r, &endpoints_map(protocol), format!("{frontend} . {slot}"), format!("{} . {}", ep.ip, ep.port));
+    }
+    if masquerade {
+        add_to_set(r, HELD_SERVICES, key(port.cluster_ip, port, port.port));
     }
 }
 
@@ -145,6 +184,7 @@ fn choice(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, eps: &[&Endpo
                 MapDecl {
                     keyword: "set",
                     spec: format!("type {}; flags dynamic,timeout; timeout {timeout}s;", addr_type(id.family)),
+                    layout: None,
                 },
             );
             rules.push(format!("{l4} {ip} saddr @{set} dnat to {}", dnat_target(ep.addr())));
