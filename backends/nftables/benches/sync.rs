@@ -146,6 +146,22 @@ fn set_numbered(builder: &mut StateBuilder, i: usize, variant: u8) {
     builder.set_slice(lname, Some(ladm));
 }
 
+/// Sets service `i` as a NodePort service (port 30000 + i % 2000), endpoints in `variant`.
+fn set_nodeport(builder: &mut StateBuilder, i: usize, variant: u8) {
+    let ns = namespace_of(i);
+    let name = format!("svc-{i}");
+    let node_port = 30000 + i32::try_from(i % 2000).expect("fits");
+    let object = service(&ns, &name)
+        .cluster_ip(&cluster_ip(i).to_string())
+        .type_("NodePort")
+        .node_port("http", i32::from(SERVICE_PORT), "TCP", node_port)
+        .build();
+    builder.set_service(ServiceName::new(&ns, &name), Some(ServiceSpec::admit(&object)));
+    let eps: Vec<Ipv4Addr> = (0..ENDPOINTS).map(|j| endpoint_ip(i, j, variant)).collect();
+    let (lname, ladm) = admit_slice(&ns, &name, &eps);
+    builder.set_slice(lname, Some(ladm));
+}
+
 fn unset_numbered(builder: &mut StateBuilder, i: usize) {
     let ns = namespace_of(i);
     let name = format!("svc-{i}");
@@ -374,6 +390,26 @@ fn child_sync(n: usize) -> ExitCode {
     r.insert("endpoint_operations".into(), change_ops as f64);
     r.insert("endpoint_nft_user_us".into(), change_cpu.0 * 1e6 / REPETITIONS as f64);
     r.insert("endpoint_nft_sys_us".into(), change_cpu.1 * 1e6 / REPETITIONS as f64);
+
+    // 3b. The same for a NodePort service: its port needs chains of its own (shape A), so
+    // its changes go through `nft` and the kernel validates the table's chains.
+    let (mut np_add, mut np_change) = (Vec::new(), Vec::new());
+    for rep in 0..REPETITIONS {
+        let t = Instant::now();
+        let variant = u8::from(rep % 2 == 1);
+        set_nodeport(&mut builder, n + REPETITIONS, variant);
+        let diff = builder.rebuild();
+        backend.sync(builder.state(), SyncRequest::Changes(&diff)).expect("NodePort sync");
+        let elapsed = t.elapsed();
+        if rep == 0 {
+            np_add.push(elapsed);
+        } else {
+            np_change.push(elapsed);
+        }
+        let _ = ours_incremental(&mut replica, builder.state(), &diff, &config);
+    }
+    r.insert("nodeport_add_us".into(), us(median(np_add)));
+    r.insert("nodeport_endpoint_us".into(), us(median(np_change)));
 
     // 4. No change.
     let empty = StateDiff::default();
@@ -779,6 +815,7 @@ fn report(results: &[Fields], rss: Option<&Rss>, lat: Option<&Latency>) {
             "- {} services: full sync in-process: render {} ms + transaction/script {} ms + commit {} ms ({:.1} MB of script, {} operations); \
              periodic resync (Full on a filled table) {} ms ({} operations); \
              one-service delete {} ms (ours {} ms); ops per add {}, per endpoint change {}; \
+             a NodePort service (chain-routed): add {} ms, endpoint change {} ms; \
              nft no-op transaction {} ms; nft CPU (user / sys, ms): full sync {} / {}, per add {} / {}, per endpoint change {} / {}; `nft list table ip kube-ferry` {} ms, {} chains; state build {} ms; this child's memory: RSS {:.1} MiB after the state build (peak {:.1}), peak {:.1} MiB and RSS {:.1} MiB after the backend's full sync, peak {:.1} MiB at the end",
             thousands(get(r, "services") as usize),
             ms(get(r, "render_us")),
@@ -792,6 +829,8 @@ fn report(results: &[Fields], rss: Option<&Rss>, lat: Option<&Latency>) {
             ms(get(r, "delete_ours_us")),
             get(r, "add_operations"),
             get(r, "endpoint_operations"),
+            ms(get(r, "nodeport_add_us")),
+            ms(get(r, "nodeport_endpoint_us")),
             ms(get(r, "nft_noop_us")),
             ms(get(r, "full_nft_user_us")),
             ms(get(r, "full_nft_sys_us")),

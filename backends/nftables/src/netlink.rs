@@ -195,18 +195,14 @@ impl ElementBatch {
         out
     }
 
-    /// Sends the batch on a new socket in the current network namespace and waits for the
-    /// kernel's answer to every message. `Ok` means the whole transaction was committed;
-    /// an error means none of it was, and names the message the kernel refused.
+    /// Sends the batch on a socket of its own (opened and closed here); see
+    /// [`NetlinkSession::send`].
     pub fn send(&self) -> Result<(), BatchError> {
-        if self.is_empty() {
-            return Ok(());
-        }
-        let mut socket = Socket::new(NETLINK_NETFILTER).map_err(BatchError::Socket)?;
-        socket.bind_auto().map_err(BatchError::Socket)?;
-        // Acks carry only the header of the message they answer, not all of it.
-        let _ = socket.set_cap_ack(true);
-        let _ = socket.set_ext_ack(true);
+        NetlinkSession::default().send(self)
+    }
+
+    /// Sends the batch on `socket` and waits for the kernel's answer to every message.
+    fn send_on(&self, socket: &Socket) -> Result<(), BatchError> {
         let wire = self.wire();
         socket.send(&wire, 0).map_err(BatchError::Socket)?;
         let mut answered = 0;
@@ -228,6 +224,42 @@ impl ElementBatch {
             }
         }
         refused.map_or(Ok(()), Err)
+    }
+}
+
+/// An nf_tables netlink socket in the current network namespace, opened on first use and
+/// kept open. Closing a socket whose transactions deleted elements makes the kernel wait
+/// for an RCU grace period (~10 ms here, measured: docs/nftables.md), so a backend keeps
+/// one for its life. A socket that failed is dropped and the next send opens a new one.
+#[derive(Debug, Default)]
+pub struct NetlinkSession {
+    socket: std::sync::Mutex<Option<Socket>>,
+}
+
+impl NetlinkSession {
+    /// Sends `batch` and waits for the kernel's answer to every message. `Ok` means the
+    /// whole transaction was committed; an error means none of it was, and names the
+    /// message the kernel refused.
+    pub fn send(&self, batch: &ElementBatch) -> Result<(), BatchError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // A poisoned lock only means an earlier send panicked; the socket is dropped below.
+        let mut guard = self.socket.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            let mut socket = Socket::new(NETLINK_NETFILTER).map_err(BatchError::Socket)?;
+            socket.bind_auto().map_err(BatchError::Socket)?;
+            // Acks carry only the header of the message they answer, not all of it.
+            let _ = socket.set_cap_ack(true);
+            let _ = socket.set_ext_ack(true);
+            *guard = Some(socket);
+        }
+        let result = guard.as_ref().map_or(Ok(()), |socket| batch.send_on(socket));
+        if matches!(result, Err(BatchError::Socket(_))) {
+            // Unread answers may be left on it: never reuse it.
+            *guard = None;
+        }
+        result
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use ferry_model::BackendError;
 use tracing::warn;
 
-use crate::netlink::{BatchError, ElementBatch};
+use crate::netlink::{BatchError, ElementBatch, NetlinkSession};
 
 /// What the backend needs of nf_tables: apply a script atomically, check one without
 /// applying it, list. [`NftTool`] is the real one; tests substitute a fake.
@@ -55,7 +55,7 @@ impl NftRunner for NftTool {
     }
 
     fn apply_elements(&self, script: &str, batch: &ElementBatch) -> Result<(), BackendError> {
-        match batch.send() {
+        match self.netlink.send(batch) {
             Ok(()) => Ok(()),
             Err(BatchError::Socket(e)) => {
                 warn!(error = %e, "nf_tables netlink is not usable; applying element changes with nft");
@@ -79,10 +79,12 @@ impl NftRunner for NftTool {
     }
 }
 
-/// The `nft` binary kube-ferry runs.
+/// The `nft` binary kube-ferry runs, and the netlink socket element-only transactions
+/// go through instead (shared by clones).
 #[derive(Clone, Debug)]
 pub struct NftTool {
     path: PathBuf,
+    netlink: std::sync::Arc<NetlinkSession>,
 }
 
 impl Default for NftTool {
@@ -99,7 +101,7 @@ impl NftTool {
             .map(PathBuf::from)
             .find(|p| p.exists())
             .unwrap_or_else(|| PathBuf::from("nft"));
-        NftTool { path }
+        NftTool { path, netlink: Default::default() }
     }
 
     /// Runs `nft -f -` with `script` on stdin: all of it is applied, or none of it.

@@ -80,8 +80,11 @@ pub fn cluster_ip_only_service(mode: &'static str) {
     assert_eq!(a.peer.ip(), bridge, "off-cluster traffic is masqueraded (B22)");
     if mode == "nftables" {
         let held = lab.nft(&["list", "set", "ip", "kube-ferry", "spread-tcp-2"]);
-        assert!(held.contains("10.96.0.20 . 80"), "the port is map-held, the path under test:
-{held}");
+        assert!(
+            held.contains("10.96.0.20 . 80"),
+            "the port is map-held, the path under test:
+{held}"
+        );
     }
     lab.ask(lab.client_ns(), Proto::Udp, sa("10.96.0.20:53")).expect("UDP through the ClusterIP (B7)");
     lab.ask(lab.node_ns(), Proto::Tcp, vip).expect("the ClusterIP from the node (B7)");
