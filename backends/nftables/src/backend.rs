@@ -10,6 +10,7 @@ use crate::netlink::ElementBatch;
 use crate::nft::{NftRunner, NftTool};
 use ferry_model::IpFamily;
 
+use crate::fragment::Fragment;
 use crate::full::write_full_script;
 use crate::incremental::FragmentTable;
 use crate::render::{base_ruleset, render, render_fragment, NftConfig};
@@ -96,7 +97,7 @@ impl NftablesBackend {
     /// Every chain and element, rewritten in one transaction (first sync, periodic
     /// resync, after a failure).
     fn sync_full(&mut self, state: &ProxyState) -> Result<usize, BackendError> {
-        let mut fragments: [Vec<(ServicePortId, Ruleset)>; 2] = [Vec::new(), Vec::new()];
+        let mut fragments: [Vec<(ServicePortId, Fragment)>; 2] = [Vec::new(), Vec::new()];
         for (id, port) in state.ports() {
             let slot = usize::from(id.family == IpFamily::V6);
             fragments[slot].push((id.clone(), render_fragment(id, port, &self.config)));
@@ -128,8 +129,8 @@ impl NftablesBackend {
     #[allow(clippy::type_complexity)]
     fn apply_full(
         &mut self,
-        fragments: [Vec<(ServicePortId, Ruleset)>; 2],
-    ) -> Result<usize, (BackendError, [Vec<(ServicePortId, Ruleset)>; 2])> {
+        fragments: [Vec<(ServicePortId, Fragment)>; 2],
+    ) -> Result<usize, (BackendError, [Vec<(ServicePortId, Fragment)>; 2])> {
         let starting = self.committed.is_none();
         let mut tails: [Vec<Op>; 2] = [Vec::new(), Vec::new()];
         let bases = [base_ruleset(IpFamily::V4, &self.config), base_ruleset(IpFamily::V6, &self.config)];
@@ -173,9 +174,9 @@ impl NftablesBackend {
         &self,
         family: IpFamily,
         base: &Ruleset,
-        fragments: &[(ServicePortId, Ruleset)],
+        fragments: &[(ServicePortId, Fragment)],
     ) -> Vec<(ServicePortId, String)> {
-        let check = |part: &[(ServicePortId, Ruleset)]| {
+        let check = |part: &[(ServicePortId, Fragment)]| {
             let mut text = Vec::new();
             write_full_script(&mut text, table_family(family), &self.config.table, base, part, &[])
                 .map_err(|e| BackendError::Other(format!("writing the script: {e}")))?;
@@ -205,7 +206,7 @@ impl NftablesBackend {
         let Some(committed) = self.committed.as_mut() else {
             return self.sync_full(state);
         };
-        let mut changes: [Vec<(ferry_model::ServicePortId, Option<Ruleset>)>; 2] = [Vec::new(), Vec::new()];
+        let mut changes: [Vec<(ferry_model::ServicePortId, Option<Fragment>)>; 2] = [Vec::new(), Vec::new()];
         let touched = diff.added.iter().chain(diff.changed.iter().map(|c| &c.id)).chain(&diff.removed);
         for id in touched {
             let fragment = state.get(id).map(|port| render_fragment(id, port, &self.config));
@@ -296,9 +297,21 @@ impl Backend for NftablesBackend {
 }
 
 /// Operations removing chains and sets found in the kernel that `desired` lacks.
-fn remove_stale(found: &ExistingObjects, base: &Ruleset, fragments: &[(ServicePortId, Ruleset)]) -> Vec<Op> {
-    let has_chain = |c: &String| base.chains.contains_key(c) || fragments.iter().any(|(_, f)| f.chains.contains_key(c));
-    let has_set = |s: &String| base.maps.contains_key(s) || fragments.iter().any(|(_, f)| f.maps.contains_key(s));
+fn remove_stale(found: &ExistingObjects, base: &Ruleset, fragments: &[(ServicePortId, Fragment)]) -> Vec<Op> {
+    let chains: std::collections::HashSet<&str> = base
+        .chains
+        .keys()
+        .chain(fragments.iter().flat_map(|(_, f)| f.chains.iter().map(|(n, _)| n)))
+        .map(String::as_str)
+        .collect();
+    let sets: std::collections::HashSet<&str> = base
+        .maps
+        .keys()
+        .chain(fragments.iter().flat_map(|(_, f)| f.maps.iter().map(|(n, _)| n)))
+        .map(String::as_str)
+        .collect();
+    let has_chain = |c: &String| chains.contains(c.as_str());
+    let has_set = |s: &String| sets.contains(s.as_str());
     let stale: Vec<&String> = found.chains.iter().filter(|c| !has_chain(c)).collect();
     let mut ops: Vec<Op> = stale.iter().map(|c| Op::WriteChain((*c).clone(), Vec::new())).collect();
     ops.extend(stale.into_iter().map(|c| Op::DeleteChain(c.clone())));

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use ferry_model::ServicePortId;
 
+use crate::fragment::Fragment;
 use crate::ruleset::{script, Op, Ruleset, TableFamily};
 
 /// Writes the full-sync script of one table into `out` and returns its operation
@@ -17,19 +18,21 @@ pub fn write_full_script(
     family: TableFamily,
     table: &str,
     base: &Ruleset,
-    fragments: &[(ServicePortId, Ruleset)],
+    fragments: &[(ServicePortId, Fragment)],
     tail: &[Op],
 ) -> std::io::Result<usize> {
-    let parts = || std::iter::once(base).chain(fragments.iter().map(|(_, f)| f));
+    let parts = || fragments.iter().map(|(_, f)| f);
     let mut count = 0;
     let mut emit = |out: &mut dyn std::io::Write, ops: Vec<Op>| {
         count += ops.len();
         out.write_all(script(family, table, &ops).as_bytes())
     };
     emit(out, vec![Op::AddTable])?;
+    emit(out, base.maps.iter().map(|(n, d)| Op::AddMap(n.clone(), d.clone())).collect())?;
     for part in parts() {
         emit(out, part.maps.iter().map(|(n, d)| Op::AddMap(n.clone(), d.clone())).collect())?;
     }
+    emit(out, base.chains.iter().map(|(n, c)| Op::AddChain(n.clone(), c.base.clone(), c.comment.clone())).collect())?;
     for part in parts() {
         emit(
             out,
@@ -44,6 +47,7 @@ pub fn write_full_script(
             .map(|(n, d)| Op::FlushMap(n.clone(), d.keyword))
             .collect(),
     )?;
+    emit(out, base.chains.iter().map(|(n, c)| Op::WriteChain(n.clone(), c.rules.clone())).collect())?;
     for part in parts() {
         emit(out, part.chains.iter().map(|(n, c)| Op::WriteChain(n.clone(), c.rules.clone())).collect())?;
     }
@@ -51,11 +55,9 @@ pub fn write_full_script(
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
     for part in parts() {
         let mut ops = Vec::new();
-        for (map, elements) in &part.elements {
-            for (key, value) in elements {
-                if seen.insert((map.as_str(), key.as_str())) {
-                    ops.push(Op::AddElement(map.clone(), key.clone(), value.clone()));
-                }
+        for e in &part.elements {
+            if seen.insert((e.map, &e.key)) {
+                ops.push(Op::AddElement(e.map.to_owned(), e.key.to_string(), e.value.to_string()));
             }
         }
         emit(out, ops)?;

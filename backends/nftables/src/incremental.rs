@@ -7,18 +7,23 @@
 //! counted, and an element leaves the kernel only when no fragment holds it any more.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use ferry_model::ServicePortId;
 
+use crate::fragment::Fragment;
 use crate::ruleset::{MapDecl, Op, Ruleset};
 
-type ElementKey = (String, String);
+/// A set or map element's identity: its map and key.
+type ElementKey = (&'static str, Arc<str>);
 
 /// The fragments of one table and the count of every element they hold.
 #[derive(Debug, Default)]
 pub struct FragmentTable {
-    fragments: HashMap<ServicePortId, Ruleset>,
-    elements: HashMap<ElementKey, (String, usize)>,
+    fragments: HashMap<ServicePortId, Fragment>,
+    /// Every element in the kernel: its value and how many fragments hold it. Keys and
+    /// values are shared with the fragments, not copied.
+    elements: HashMap<ElementKey, (Arc<str>, usize)>,
     objects: usize,
 }
 
@@ -28,12 +33,12 @@ pub struct FragmentTable {
 pub struct FragmentPlan {
     /// The operations, in an order the kernel accepts.
     pub ops: Vec<Op>,
-    changes: Vec<(ServicePortId, Option<Ruleset>)>,
+    changes: Vec<(ServicePortId, Option<Fragment>)>,
 }
 
 impl FragmentTable {
     /// A table holding exactly `fragments` (after a full sync).
-    pub fn from_fragments(fragments: impl IntoIterator<Item = (ServicePortId, Ruleset)>) -> FragmentTable {
+    pub fn from_fragments(fragments: impl IntoIterator<Item = (ServicePortId, Fragment)>) -> FragmentTable {
         let mut table = FragmentTable::default();
         for (id, fragment) in fragments {
             table.insert(id, fragment);
@@ -46,11 +51,11 @@ impl FragmentTable {
     pub fn snapshot(&self) -> Ruleset {
         let mut out = Ruleset::default();
         for fragment in self.fragments.values() {
-            out.chains.extend(fragment.chains.iter().map(|(k, v)| (k.clone(), v.clone())));
-            out.maps.extend(fragment.maps.iter().map(|(k, v)| (k.clone(), v.clone())));
+            out.chains.extend(fragment.chains.iter().cloned());
+            out.maps.extend(fragment.maps.iter().cloned());
         }
         for ((map, key), (value, _)) in &self.elements {
-            out.elements.entry(map.clone()).or_default().insert(key.clone(), value.clone());
+            out.elements.entry((*map).to_owned()).or_default().insert(key.to_string(), value.to_string());
         }
         out
     }
@@ -60,13 +65,11 @@ impl FragmentTable {
         self.objects
     }
 
-    fn insert(&mut self, id: ServicePortId, fragment: Ruleset) {
-        for (map, elements) in &fragment.elements {
-            for (key, value) in elements {
-                let entry = self.elements.entry((map.clone(), key.clone())).or_insert_with(|| (value.clone(), 0));
-                entry.0 = value.clone();
-                entry.1 += 1;
-            }
+    fn insert(&mut self, id: ServicePortId, fragment: Fragment) {
+        for e in &fragment.elements {
+            let entry = self.elements.entry((e.map, e.key.clone())).or_insert_with(|| (e.value.clone(), 0));
+            entry.0 = e.value.clone();
+            entry.1 += 1;
         }
         self.objects += fragment.object_count();
         if let Some(old) = self.fragments.insert(id, fragment) {
@@ -74,24 +77,22 @@ impl FragmentTable {
         }
     }
 
-    fn forget(&mut self, fragment: &Ruleset) {
+    fn forget(&mut self, fragment: &Fragment) {
         self.objects -= fragment.object_count();
-        for (map, elements) in &fragment.elements {
-            for key in elements.keys() {
-                let k = (map.clone(), key.clone());
-                if let Some(entry) = self.elements.get_mut(&k) {
-                    entry.1 -= 1;
-                    if entry.1 == 0 {
-                        self.elements.remove(&k);
-                    }
+        for e in &fragment.elements {
+            let k = (e.map, e.key.clone());
+            if let Some(entry) = self.elements.get_mut(&k) {
+                entry.1 -= 1;
+                if entry.1 == 0 {
+                    self.elements.remove(&k);
                 }
             }
         }
     }
 
     /// The operations that replace the fragments of `changes` (`None`: the port is gone).
-    pub fn plan(&self, changes: Vec<(ServicePortId, Option<Ruleset>)>) -> FragmentPlan {
-        let empty = Ruleset::default();
+    pub fn plan(&self, changes: Vec<(ServicePortId, Option<Fragment>)>) -> FragmentPlan {
+        let empty = Fragment::default();
         let mut add_maps = Vec::new();
         let mut add_chains = Vec::new();
         let mut write_chains = Vec::new();
@@ -99,20 +100,21 @@ impl FragmentTable {
         let mut del_chains = Vec::new();
         let mut del_maps = Vec::new();
         // (map, key) -> (value after, count after), starting from the current counts.
-        let mut overlay: BTreeMap<ElementKey, (Option<String>, usize)> = BTreeMap::new();
+        let mut overlay: BTreeMap<ElementKey, (Option<Arc<str>>, usize)> = BTreeMap::new();
+        let current = |k: &ElementKey| self.elements.get(k).map(|(v, n)| (Some(v.clone()), *n)).unwrap_or((None, 0));
         for (id, new) in &changes {
             let old = self.fragments.get(id).unwrap_or(&empty);
             let new = new.as_ref().unwrap_or(&empty);
             for (name, decl) in &new.maps {
-                if old.maps.get(name) != Some(decl) {
+                if old.map(name) != Some(decl) {
                     add_maps.push(Op::AddMap(name.clone(), decl.clone()));
                 }
             }
-            for (name, decl) in old.maps.iter().filter(|(n, _)| !new.maps.contains_key(*n)) {
+            for (name, decl) in old.maps.iter().filter(|(n, _)| new.map(n).is_none()) {
                 del_maps.push(Op::DeleteMap(name.clone(), map_keyword(decl)));
             }
             for (name, chain) in &new.chains {
-                match old.chains.get(name) {
+                match old.chain(name) {
                     Some(before) if before.rules == chain.rules => {}
                     Some(_) => write_chains.push(Op::WriteChain(name.clone(), chain.rules.clone())),
                     None => {
@@ -121,40 +123,37 @@ impl FragmentTable {
                     }
                 }
             }
-            for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
+            for (name, _) in old.chains.iter().filter(|(n, _)| new.chain(n).is_none()) {
                 flush_removed.push(Op::WriteChain(name.clone(), Vec::new()));
                 del_chains.push(Op::DeleteChain(name.clone()));
             }
-            for (map, elements) in &old.elements {
-                for key in elements.keys() {
-                    let k = (map.clone(), key.clone());
-                    let current = self.elements.get(&k).map(|(v, n)| (Some(v.clone()), *n)).unwrap_or((None, 0));
-                    let entry = overlay.entry(k).or_insert(current);
-                    entry.1 = entry.1.saturating_sub(1);
-                }
+            for e in &old.elements {
+                let k = (e.map, e.key.clone());
+                let entry = overlay.entry(k.clone()).or_insert_with(|| current(&k));
+                entry.1 = entry.1.saturating_sub(1);
             }
-            for (map, elements) in &new.elements {
-                for (key, value) in elements {
-                    let k = (map.clone(), key.clone());
-                    let current = self.elements.get(&k).map(|(v, n)| (Some(v.clone()), *n)).unwrap_or((None, 0));
-                    let entry = overlay.entry(k).or_insert(current);
-                    entry.0 = Some(value.clone());
-                    entry.1 += 1;
-                }
+            for e in &new.elements {
+                let k = (e.map, e.key.clone());
+                let entry = overlay.entry(k.clone()).or_insert_with(|| current(&k));
+                entry.0 = Some(e.value.clone());
+                entry.1 += 1;
             }
         }
         let mut del_elements = Vec::new();
         let mut add_elements = Vec::new();
         for ((map, key), (value, count)) in overlay {
-            let before = self.elements.get(&(map.clone(), key.clone()));
+            let before = self.elements.get(&(map, key.clone()));
+            let (map, key_text) = (map.to_owned(), key.to_string());
             match (before, count) {
-                (Some(_), 0) => del_elements.push(Op::DeleteElement(map, key)),
-                (None, n) if n > 0 => add_elements.push(Op::AddElement(map, key, value.unwrap_or_default())),
+                (Some(_), 0) => del_elements.push(Op::DeleteElement(map, key_text)),
+                (None, n) if n > 0 => {
+                    add_elements.push(Op::AddElement(map, key_text, value.map(|v| v.to_string()).unwrap_or_default()))
+                }
                 (Some((old_value, _)), _) => {
-                    let new_value = value.unwrap_or_default();
-                    if *old_value != new_value {
-                        del_elements.push(Op::DeleteElement(map.clone(), key.clone()));
-                        add_elements.push(Op::AddElement(map, key, new_value));
+                    let new_value = value.map(|v| v.to_string()).unwrap_or_default();
+                    if **old_value != *new_value {
+                        del_elements.push(Op::DeleteElement(map.clone(), key_text.clone()));
+                        add_elements.push(Op::AddElement(map, key_text, new_value));
                     }
                 }
                 (None, _) => {}
@@ -193,7 +192,6 @@ fn map_keyword(decl: &MapDecl) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::Chain;
     use ferry_model::{IpFamily, Protocol, ServiceName};
 
     fn id(name: &str) -> ServicePortId {
@@ -205,13 +203,13 @@ mod tests {
         }
     }
 
-    fn fragment(chain: &str, rules: &[&str], elements: &[(&str, &str, &str)]) -> Ruleset {
-        let mut r = Ruleset::default();
-        r.chains.insert(chain.into(), Chain { rules: rules.iter().map(|s| (*s).into()).collect(), ..Chain::default() });
+    fn fragment(chain: &str, rules: &[&str], elements: &[(&'static str, &str, &str)]) -> Fragment {
+        let mut f = Fragment::default();
+        f.add_chain(chain.into(), rules.iter().map(|s| (*s).into()).collect());
         for (m, k, v) in elements {
-            r.elements.entry((*m).into()).or_default().insert((*k).into(), (*v).into());
+            f.add_element(m, (*k).into(), (*v).into());
         }
-        r
+        f.seal()
     }
 
     #[test]

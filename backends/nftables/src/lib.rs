@@ -12,6 +12,7 @@ pub use render::NftConfig;
 mod adopt;
 mod backend;
 pub mod element;
+pub mod fragment;
 pub mod full;
 pub mod incremental;
 pub mod names;

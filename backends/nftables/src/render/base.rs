@@ -58,14 +58,31 @@ fn set(spec: String, key: &[Field]) -> MapDecl {
 /// policy, with at most [`MAX_HELD_ENDPOINTS`] endpoints. They need no chain of their own,
 /// so adding one or changing its endpoints only changes elements: no chain is validated
 /// and no `nft` cache is needed (docs/nftables.md).
-pub fn endpoints_map(protocol: &str) -> String {
-    format!("endpoints-{protocol}")
+pub fn endpoints_map(protocol: &str) -> &'static str {
+    &HELD_NAMES[protocol_index(protocol)][0]
 }
 
-/// The set of the map-held service ports of `protocol` that have `count` endpoints.
-pub fn spread_set(protocol: &str, count: usize) -> String {
-    format!("spread-{protocol}-{count}")
+/// The set of the map-held service ports of `protocol` that have `count` endpoints
+/// (1 to [`MAX_HELD_ENDPOINTS`]).
+pub fn spread_set(protocol: &str, count: usize) -> &'static str {
+    &HELD_NAMES[protocol_index(protocol)][count.clamp(1, MAX_HELD_ENDPOINTS)]
 }
+
+fn protocol_index(protocol: &str) -> usize {
+    PROTOCOLS.iter().position(|p| *p == protocol).unwrap_or(0)
+}
+
+/// Per protocol: `endpoints-P`, then `spread-P-1` ... `spread-P-16`.
+static HELD_NAMES: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
+    PROTOCOLS
+        .iter()
+        .map(|p| {
+            std::iter::once(format!("endpoints-{p}"))
+                .chain((1..=MAX_HELD_ENDPOINTS).map(|n| format!("spread-{p}-{n}")))
+                .collect()
+        })
+        .collect()
+});
 
 /// The protocols a service port can have, as nft names them.
 const PROTOCOLS: [&str; 3] = ["tcp", "udp", "sctp"];
@@ -113,7 +130,7 @@ pub fn ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
     for protocol in PROTOCOLS {
         let endpoints = endpoints_map(protocol);
         r.maps.insert(
-            endpoints.clone(),
+            endpoints.to_owned(),
             map(
                 format!("typeof {ip} daddr . {protocol} dport . numgen random mod {MAX_HELD_ENDPOINTS} : {ip} daddr . {protocol} dport;"),
                 ElementLayout::new(
@@ -125,7 +142,7 @@ pub fn ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
         for count in 1..=MAX_HELD_ENDPOINTS {
             let spread = spread_set(protocol, count);
             r.maps.insert(
-                spread.clone(),
+                spread.to_owned(),
                 set(format!("typeof {ip} daddr . {protocol} dport;"), &[address, Field::InetService]),
             );
             // Each endpoint owns one slot of `count`: the same chance for each (B14).

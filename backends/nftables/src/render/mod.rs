@@ -13,6 +13,7 @@ mod port;
 use ferry_model::{IpFamily, ProxyState};
 use ipnet::IpNet;
 
+use crate::fragment::Fragment;
 use crate::ruleset::{Ruleset, TableFamily};
 
 /// How the backend renders, from kube-ferry's flags.
@@ -81,19 +82,15 @@ pub fn render_fragment(
     id: &ferry_model::ServicePortId,
     port: &ferry_model::ServicePort,
     config: &NftConfig,
-) -> Ruleset {
-    let mut r = Ruleset::default();
-    port::render_port(&mut r, id, port, config);
-    r
+) -> Fragment {
+    let mut f = Fragment::default();
+    port::render_port(&mut f, id, port, config);
+    f.seal()
 }
 
 /// Adds a fragment's chains, sets and elements to `into`.
-pub fn merge(into: &mut Ruleset, fragment: &Ruleset) {
-    into.chains.extend(fragment.chains.iter().map(|(k, v)| (k.clone(), v.clone())));
-    into.maps.extend(fragment.maps.iter().map(|(k, v)| (k.clone(), v.clone())));
-    for (map, elements) in &fragment.elements {
-        into.elements.entry(map.clone()).or_default().extend(elements.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
+pub fn merge(into: &mut Ruleset, fragment: &Fragment) {
+    fragment.merge_into(into);
 }
 
 /// Renders the whole state.
@@ -104,7 +101,7 @@ pub fn render(state: &ProxyState, config: &NftConfig) -> Rulesets {
             IpFamily::V4 => &mut out.v4,
             IpFamily::V6 => &mut out.v6,
         };
-        port::render_port(ruleset, id, port, config);
+        render_fragment(id, port, config).merge_into(ruleset);
     }
     out
 }

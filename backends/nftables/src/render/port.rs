@@ -10,8 +10,9 @@ use super::base::{
     SERVICE_IPS, SERVICE_NODEPORTS,
 };
 use super::{addr_type, ip_kw, NftConfig};
+use crate::fragment::Fragment;
 use crate::names::{endpoint_object, port_chain};
-use crate::ruleset::{Chain, MapDecl, Ruleset};
+use crate::ruleset::MapDecl;
 
 fn key(ip: IpAddr, port: &ServicePort, number: u16) -> String {
     format!("{ip} . {} . {number}", port.protocol.as_str())
@@ -24,20 +25,8 @@ fn dnat_target(ep: SocketAddr) -> String {
     }
 }
 
-fn add_to_set(r: &mut Ruleset, set: &str, key: String) {
-    add_element(r, set, key, String::new());
-}
-
-fn add_element(r: &mut Ruleset, map: &str, key: String, value: String) {
-    r.elements.entry(map.to_owned()).or_default().insert(key, value);
-}
-
-fn add_chain(r: &mut Ruleset, name: &str, rules: Vec<String>) {
-    r.chains.insert(name.to_owned(), Chain { base: None, rules, comment: None });
-}
-
 /// Renders one service port into `r`.
-pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, config: &NftConfig) {
+pub fn render_port(r: &mut Fragment, id: &ServicePortId, port: &ServicePort, config: &NftConfig) {
     let family = id.family;
     let ip = ip_kw(family);
     let svc = port_chain("svc", id, port.port);
@@ -47,13 +36,13 @@ pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, conf
     let cluster_cidr = config.cluster_cidr(family);
 
     let internal: Vec<&Endpoint> = port.internal_endpoints().collect();
-    add_element(r, CLUSTER_IPS, port.cluster_ip.to_string(), String::new());
+    r.add_element(CLUSTER_IPS, port.cluster_ip.to_string(), String::new());
     if internal.is_empty() {
-        add_to_set(r, no_endpoint_set(port, false), key(port.cluster_ip, port, port.port));
+        r.add_to_set(no_endpoint_set(port, false), key(port.cluster_ip, port, port.port));
     }
     // Hairpin (B21): a local endpoint reaching itself through the service is masqueraded.
     for ep in port.endpoints.iter().filter(|e| e.is_local) {
-        add_element(r, HAIRPIN, format!("{} . {}", ep.ip, ep.ip), String::new());
+        r.add_element(HAIRPIN, format!("{} . {}", ep.ip, ep.ip), String::new());
     }
     if map_held(port, internal.len()) {
         render_held(r, port, &internal, config.masquerade_all || cluster_cidr.is_some());
@@ -69,8 +58,8 @@ pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, conf
         svc_rules.push(format!("{ip} saddr != {cidr} jump {MARK_FOR_MASQUERADE}"));
     }
     svc_rules.extend(choice(r, id, port, &internal, "svc"));
-    add_chain(r, &svc, svc_rules);
-    add_element(r, SERVICE_IPS, key(port.cluster_ip, port, port.port), format!("goto {svc}"));
+    r.add_chain(svc.clone(), svc_rules);
+    r.add_element(SERVICE_IPS, key(port.cluster_ip, port, port.port), format!("goto {svc}"));
 
     if !external {
         return;
@@ -80,7 +69,7 @@ pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, conf
     let cluster_target = if port.internal_policy_local {
         let all: Vec<&Endpoint> = port.cluster_endpoints().collect();
         let rules = choice(r, id, port, &all, "clu");
-        add_chain(r, &cluster_choice, rules);
+        r.add_chain(cluster_choice.clone(), rules);
         cluster_choice
     } else {
         svc.clone()
@@ -98,29 +87,29 @@ pub fn render_port(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, conf
         ext_rules.push(format!("jump {MARK_FOR_MASQUERADE}"));
         ext_rules.push(format!("goto {cluster_target}"));
     }
-    add_chain(r, &ext, ext_rules);
+    r.add_chain(ext.clone(), ext_rules);
 
     let external_empty = port.external_endpoints().next().is_none();
     let addresses: Vec<IpAddr> = port.external_ips.iter().chain(&port.load_balancer_ips).copied().collect();
     for addr in &addresses {
-        add_element(r, SERVICE_IPS, key(*addr, port, port.port), format!("goto {ext}"));
+        r.add_element(SERVICE_IPS, key(*addr, port, port.port), format!("goto {ext}"));
         if external_empty {
-            add_to_set(r, no_endpoint_set(port, false), key(*addr, port, port.port));
+            r.add_to_set(no_endpoint_set(port, false), key(*addr, port, port.port));
         }
     }
     if let Some(np) = port.node_port {
         let np_key = format!("{} . {np}", port.protocol.as_str());
-        add_element(r, SERVICE_NODEPORTS, np_key.clone(), format!("goto {ext}"));
+        r.add_element(SERVICE_NODEPORTS, np_key.clone(), format!("goto {ext}"));
         if external_empty {
-            add_to_set(r, no_endpoint_set(port, true), np_key);
+            r.add_to_set(no_endpoint_set(port, true), np_key);
         }
     }
     if !port.load_balancer_source_ranges.is_empty() && !port.load_balancer_ips.is_empty() {
         let fw = port_chain("fw", id, port.port);
         let ranges: Vec<String> = port.load_balancer_source_ranges.iter().map(ToString::to_string).collect();
-        add_chain(r, &fw, vec![format!("{ip} saddr {{ {} }} return", ranges.join(", ")), "drop".into()]);
+        r.add_chain(fw.clone(), vec![format!("{ip} saddr {{ {} }} return", ranges.join(", ")), "drop".into()]);
         for lb in &port.load_balancer_ips {
-            add_element(r, FIREWALL_IPS, key(*lb, port, port.port), format!("goto {fw}"));
+            r.add_element(FIREWALL_IPS, key(*lb, port, port.port), format!("goto {fw}"));
         }
     }
 }
@@ -150,25 +139,25 @@ fn map_held(port: &ServicePort, internal: usize) -> bool {
 /// A map-held port: its ClusterIP in the `spread-` set of its endpoint count, one
 /// `endpoints-` element per endpoint slot, and (when its traffic may need masquerading)
 /// its key in `held-services`. Without endpoints it is only in a `no-endpoint-` set.
-fn render_held(r: &mut Ruleset, port: &ServicePort, internal: &[&Endpoint], masquerade: bool) {
+fn render_held(r: &mut Fragment, port: &ServicePort, internal: &[&Endpoint], masquerade: bool) {
     if internal.is_empty() {
         return;
     }
     let protocol = port.protocol.as_str();
     let frontend = format!("{} . {}", port.cluster_ip, port.port);
-    add_to_set(r, &spread_set(protocol, internal.len()), frontend.clone());
+    r.add_to_set(spread_set(protocol, internal.len()), frontend.clone());
     for (slot, ep) in internal.iter().enumerate() {
-        add_element(r, &endpoints_map(protocol), format!("{frontend} . {slot}"), format!("{} . {}", ep.ip, ep.port));
+        r.add_element(endpoints_map(protocol), format!("{frontend} . {slot}"), format!("{} . {}", ep.ip, ep.port));
     }
     if masquerade {
-        add_to_set(r, HELD_SERVICES, key(port.cluster_ip, port, port.port));
+        r.add_to_set(HELD_SERVICES, key(port.cluster_ip, port, port.port));
     }
 }
 
 /// The rules that DNAT to one of `eps`, evenly at random (B14), with ClientIP affinity
 /// when the service asks for it (B15). `role` keeps the affinity sets of different
 /// choices apart.
-fn choice(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, eps: &[&Endpoint], role: &str) -> Vec<String> {
+fn choice(r: &mut Fragment, id: &ServicePortId, port: &ServicePort, eps: &[&Endpoint], role: &str) -> Vec<String> {
     let mut rules = Vec::new();
     let n = eps.len();
     let ip = ip_kw(id.family);
@@ -179,7 +168,7 @@ fn choice(r: &mut Ruleset, id: &ServicePortId, port: &ServicePort, eps: &[&Endpo
     if let Some(timeout) = affinity {
         for ep in eps {
             let set = endpoint_object(&format!("aff{role}"), id, ep.addr());
-            r.maps.insert(
+            r.add_map(
                 set.clone(),
                 MapDecl {
                     keyword: "set",
