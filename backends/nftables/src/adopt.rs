@@ -1,5 +1,5 @@
 //! What a kube-ferry table already holds when kube-ferry starts (B26): the names of its
-//! chains and sets, so the first sync can delete what belongs to services that went
+//! chains, sets and maps, so the first sync can delete what belongs to services that went
 //! away while it was down. Listed once per start; never on the sync path.
 
 use std::collections::BTreeSet;
@@ -14,8 +14,10 @@ use crate::ruleset::TableFamily;
 pub struct ExistingObjects {
     /// Chain names.
     pub chains: BTreeSet<String>,
-    /// Set names (maps are fixed and always rewritten).
+    /// Set names.
     pub sets: BTreeSet<String>,
+    /// Map names (those an older kube-ferry declared and this one does not are deleted).
+    pub maps: BTreeSet<String>,
 }
 
 /// Lists the chains and sets of one table. A missing table is not an error.
@@ -26,9 +28,11 @@ pub fn existing_objects(
 ) -> Result<ExistingObjects, BackendError> {
     let chains = tool.output(&["-j", "list", "chains", family.keyword()])?;
     let sets = tool.output(&["-j", "list", "sets", family.keyword()])?;
+    let maps = tool.output(&["-j", "list", "maps", family.keyword()])?;
     Ok(ExistingObjects {
         chains: names_of(&chains, "chain", family, table)?,
         sets: names_of(&sets, "set", family, table)?,
+        maps: names_of(&maps, "map", family, table)?,
     })
 }
 

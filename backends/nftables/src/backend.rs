@@ -316,5 +316,6 @@ fn remove_stale(found: &ExistingObjects, base: &Ruleset, fragments: &[(ServicePo
     let mut ops: Vec<Op> = stale.iter().map(|c| Op::WriteChain((*c).clone(), Vec::new())).collect();
     ops.extend(stale.into_iter().map(|c| Op::DeleteChain(c.clone())));
     ops.extend(found.sets.iter().filter(|s| !has_set(s)).map(|s| Op::DeleteMap(s.clone(), "set")));
+    ops.extend(found.maps.iter().filter(|m| !has_set(m)).map(|m| Op::DeleteMap(m.clone(), "map")));
     ops
 }

@@ -59,6 +59,9 @@ fn one_refused_service_port_is_left_out_and_named_the_rest_programmed() {
     assert!(report.refused[0].detail.contains("Invalid argument"));
     let applied = kernel.applied.lock().unwrap();
     assert_eq!(applied.len(), 1);
-    assert!(applied[0].contains("10.96.1.63 ") && applied[0].contains("10.96.1.0 "), "every other service is programmed");
+    assert!(
+        applied[0].contains("10.96.1.63 ") && applied[0].contains("10.96.1.0 "),
+        "every other service is programmed"
+    );
     assert!(*kernel.checks.lock().unwrap() <= 2 * 7 * 2 + 2, "found by halving, not one check per service");
 }

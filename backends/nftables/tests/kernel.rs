@@ -1,4 +1,5 @@
-//! The netlink element writer against the real kernel, in a network namespace of its own.
+//! The backend against the real kernel, in a network namespace of its own: the netlink
+//! element writer, and adoption of a table an older kube-ferry left.
 //!
 //! `cargo test` runs `main` (no test harness): it creates a namespace and re-runs this
 //! binary inside it with `--child`, which loads the fixed part of the table with `nft`,
@@ -25,7 +26,7 @@ use ferry_nftables::render::base_ruleset;
 use ferry_nftables::ruleset::{script, transaction, Op, TableFamily};
 use ferry_nftables::{NftConfig, NftablesBackend};
 
-const PARENT_NETNS_ENV: &str = "FERRY_NETLINK_TEST_PARENT_NETNS";
+const PARENT_NETNS_ENV: &str = "FERRY_KERNEL_TEST_PARENT_NETNS";
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("--child") {
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
     }
     // `cargo test -- --list` and filters come here too: this binary has one test.
     if std::env::args().any(|a| a == "--list") {
-        println!("netlink_elements_against_the_kernel: test");
+        println!("backend_against_the_kernel: test");
         return ExitCode::SUCCESS;
     }
     parent()
@@ -41,13 +42,13 @@ fn main() -> ExitCode {
 
 fn parent() -> ExitCode {
     if !nix_is_root() {
-        eprintln!("netlink test: FAILED: needs root (network namespaces, nf_tables); run `sudo cargo test`");
+        eprintln!("kernel test: FAILED: needs root (network namespaces, nf_tables); run `sudo cargo test`");
         return ExitCode::FAILURE;
     }
-    let ns = match Netns::create_unique("netlink") {
+    let ns = match Netns::create_unique("kernel") {
         Ok(ns) => ns,
         Err(e) => {
-            eprintln!("netlink test: FAILED: cannot create a network namespace: {e}");
+            eprintln!("kernel test: FAILED: cannot create a network namespace: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -57,11 +58,11 @@ fn parent() -> ExitCode {
     drop(ns);
     match status {
         Ok(s) if s.success() => {
-            println!("test netlink_elements_against_the_kernel ... ok");
+            println!("test backend_against_the_kernel ... ok");
             ExitCode::SUCCESS
         }
         other => {
-            eprintln!("netlink test: FAILED: the child in the namespace ended with {other:?}");
+            eprintln!("kernel test: FAILED: the child in the namespace ended with {other:?}");
             ExitCode::FAILURE
         }
     }
@@ -167,7 +168,8 @@ fn child() -> ExitCode {
     assert!(ElementBatch::from_ops("kube-ferry", &[(TableFamily::Ip, &unknown, &bases[0].maps)]).is_none());
 
     backend_routes_endpoint_changes_to_netlink();
-    println!("netlink child: all checks passed");
+    an_older_tables_maps_are_removed_on_adoption();
+    println!("kernel test child: all checks passed");
     ExitCode::SUCCESS
 }
 
@@ -225,4 +227,26 @@ fn backend_routes_endpoint_changes_to_netlink() {
     }
     assert!(listing("ip", "spread-tcp-3").contains("10.96.5.5 . 80"));
     assert!(!listing("ip", "spread-tcp-2").contains("10.96.5.5 . 80"));
+}
+
+/// A table from before the reject sets (a `no-endpoint-services` verdict map, referenced
+/// from a base chain) is adopted: the map goes, in the same transaction that rewrites the
+/// chain referencing it.
+fn an_older_tables_maps_are_removed_on_adoption() {
+    let tool = NftTool::find();
+    tool.apply("delete table ip kube-ferry\ndelete table ip6 kube-ferry\n").expect("start afresh");
+    tool.apply(
+        "table ip kube-ferry {\n map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }\n \
+         chain filter-input { type filter hook input priority 0; ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services; }\n}\n",
+    )
+    .expect("an older table");
+    let mut b = StateBuilder::new("node-a");
+    let svc = service("demo", "old").cluster_ip("10.96.6.6").port("", 80, "TCP").build();
+    b.set_service(ServiceName::new("demo", "old"), Some(ServiceSpec::admit(&svc)));
+    b.rebuild();
+    let mut backend = NftablesBackend::new(NftConfig::default());
+    backend.sync(b.state(), SyncRequest::Full).expect("adopting an older table");
+    let table = tool.output(&["list", "table", "ip", "kube-ferry"]).expect("listed");
+    assert!(!table.contains("no-endpoint-services"), "the old map is gone:\n{table}");
+    assert!(table.contains("no-endpoint-reject") && table.contains("10.96.6.6 . tcp . 80"), "{table}");
 }
