@@ -1,8 +1,9 @@
 //! # ferry-nftables: the model rendered into one nftables table of kube-ferry's own
 //!
-//! Work in progress (issue: nftables backend): the ruleset and transaction layer, the
-//! names and the `nft` tool runner are here; the rendering of the model, adoption on
-//! start and conntrack cleanup follow.
+//! `render` turns the model into per-service-port [`fragment::Fragment`]s and a fixed
+//! base ([`ruleset::Ruleset`]); `incremental` diffs fragments into [`ruleset::Op`]s; the
+//! backend sends them as one transaction, over netlink ([`netlink`]) when they only change
+//! elements, else through the `nft` tool ([`nft`]). docs/nftables.md has the shape and why.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
