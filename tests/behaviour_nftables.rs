@@ -15,6 +15,11 @@ fn b7_b14_b19_b22_cluster_ip_only_service() {
 }
 
 #[test]
+fn b4_dual_stack() {
+    suite::dual_stack("nftables");
+}
+
+#[test]
 fn b11_b19_wrong_ports_and_services_without_endpoints_are_refused() {
     suite::wrong_ports_and_services_without_endpoints_are_refused("nftables");
 }

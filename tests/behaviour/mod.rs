@@ -18,6 +18,8 @@ use ferry_netlab::{request, Answer, Lab, LabProcess, Netns, Overlay, PodServer, 
 pub const POD_PORT: u16 = 8080;
 /// The pod CIDR, passed as `--cluster-cidr`.
 pub const CLUSTER_CIDR: &str = "10.244.0.0/16";
+/// Both pod CIDRs (the lab is dual-stack), for `--cluster-cidr`.
+pub const CLUSTER_CIDRS: &str = "10.244.0.0/16,fd00:10:244::/56";
 
 /// A lab with kube-ferry running in its node.
 pub struct ProxyLab {
@@ -61,6 +63,11 @@ impl ProxyLab {
         gateway.ip(["link", "set", "eth0", "up"]).expect("gateway link up");
         node.ip(["route", "add", "10.96.0.0/12", "via", "203.0.113.2"]).expect("service route");
         node.ip(["route", "add", "198.51.100.0/24", "via", "203.0.113.2"]).expect("external route");
+        node.ip(["addr", "add", "fd00:203:0:113::1/64", "dev", "eth-gw", "nodad"]).expect("gateway address");
+        gateway.ip(["addr", "add", "fd00:203:0:113::2/64", "dev", "eth0", "nodad"]).expect("gateway address");
+        for range in [ferry_netlab::SERVICE_CIDR6.to_string(), ferry_netlab::EXTERNAL_CIDR6.to_string()] {
+            node.ip(["-6", "route", "add", &range, "via", "fd00:203:0:113::2"]).expect("IPv6 service route");
+        }
         ProxyLab { lab, dir: tempfile::tempdir().expect("temp dir"), mode, proxy: None, _gateway: gateway }
     }
 

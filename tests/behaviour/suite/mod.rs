@@ -2,10 +2,12 @@
 //! contract groups them.
 
 mod dispatch;
+mod dual_stack;
 mod lifecycle;
 mod selection;
 
 pub use dispatch::*;
+pub use dual_stack::*;
 pub use lifecycle::*;
 pub use selection::*;
 

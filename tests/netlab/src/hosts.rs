@@ -1,9 +1,9 @@
 //! The lab's hosts: nodes, pods (with their servers) and the outside client.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::bins::podserver_program;
 use crate::error::LabError;
@@ -22,6 +22,8 @@ pub struct Node {
     pub(crate) ip: Ipv4Addr,
     pub(crate) pod_cidr: Ipv4Net,
     pub(crate) bridge_ip: Ipv4Addr,
+    pub(crate) pod_cidr6: Ipv6Net,
+    pub(crate) bridge_ip6: Ipv6Addr,
     pub(crate) client_side_ip: Option<Ipv4Addr>,
 }
 
@@ -48,6 +50,14 @@ impl Node {
     pub fn bridge_ip(&self) -> Ipv4Addr {
         self.bridge_ip
     }
+    /// Its IPv6 pod subnet (`fd00:10:244:K::/64`).
+    pub fn pod_cidr6(&self) -> Ipv6Net {
+        self.pod_cidr6
+    }
+    /// The IPv6 address of `cni0` (`fd00:10:244:K::1`).
+    pub fn bridge_ip6(&self) -> Ipv6Addr {
+        self.bridge_ip6
+    }
     /// Its address on the link to the outside client (`192.0.2.1`), if the client is attached here.
     pub fn client_side_ip(&self) -> Option<Ipv4Addr> {
         self.client_side_ip
@@ -63,6 +73,7 @@ pub struct Pod {
     pub(crate) ns: Netns,
     pub(crate) name: String,
     pub(crate) ip: Ipv4Addr,
+    pub(crate) ip6: Ipv6Addr,
     pub(crate) node: usize,
     pub(crate) host_veth: String,
 }
@@ -79,6 +90,10 @@ impl Pod {
     /// Its address (`10.244.K.(10+j)` for the `j`th pod of node `K`).
     pub fn ip(&self) -> Ipv4Addr {
         self.ip
+    }
+    /// Its IPv6 address (`fd00:10:244:K::(10+j)`).
+    pub fn ip6(&self) -> Ipv6Addr {
+        self.ip6
     }
     /// `ip():port`.
     pub fn addr(&self, port: u16) -> SocketAddr {
@@ -169,6 +184,8 @@ pub struct Client {
     pub(crate) ns: Netns,
     pub(crate) ip: Ipv4Addr,
     pub(crate) gateway: Ipv4Addr,
+    pub(crate) ip6: Ipv6Addr,
+    pub(crate) gateway6: Ipv6Addr,
 }
 
 impl Client {
@@ -183,5 +200,13 @@ impl Client {
     /// Its node's address on their link (`192.0.2.1`), where its routes point.
     pub fn gateway(&self) -> Ipv4Addr {
         self.gateway
+    }
+    /// Its IPv6 address (`fd00:c0:2::2`).
+    pub fn ip6(&self) -> Ipv6Addr {
+        self.ip6
+    }
+    /// Its node's IPv6 address on their link (`fd00:c0:2::1`).
+    pub fn gateway6(&self) -> Ipv6Addr {
+        self.gateway6
     }
 }

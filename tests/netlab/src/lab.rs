@@ -1,14 +1,14 @@
 //! The lab: nodes, pods and a client wired into one of two topologies.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::LabError;
 use crate::hosts::{Client, Node, Pod, PodServer};
 use crate::netns::{unique_prefix, unique_prefix_tagged, Netns};
-use crate::topology::{self, VxlanEnd, VXLAN_MTU};
+use crate::topology::{self, PodAddresses, VxlanEnd, VXLAN_MTU};
 
 /// How two nodes carry pod traffic between them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,11 +93,22 @@ impl Lab {
             let third = u8::try_from(k + 1).unwrap_or(u8::MAX);
             let ns = Netns::create(format!("{prefix}-{name}"))?;
             let bridge_ip = Ipv4Addr::new(10, 244, third, 1);
-            topology::make_node(&ns, bridge_ip)?;
+            let pod_cidr6 = pod_subnet6(k);
+            let bridge_ip6 = Ipv6Addr::from(u128::from(pod_cidr6.network()) + 1);
+            topology::make_node(&ns, bridge_ip, bridge_ip6)?;
             let underlay = Ipv4Addr::new(172, 18, 0, third);
             let pod_cidr = Ipv4Net::new(Ipv4Addr::new(10, 244, third, 0), 24).unwrap_or(topology::POD_CIDR);
             let ip = if overlay.is_some() { underlay } else { Ipv4Addr::new(192, 0, 2, 1) };
-            nodes.push(Node { ns, name: (*name).to_owned(), ip, pod_cidr, bridge_ip, client_side_ip: None });
+            nodes.push(Node {
+                ns,
+                name: (*name).to_owned(),
+                ip,
+                pod_cidr,
+                bridge_ip,
+                pod_cidr6,
+                bridge_ip6,
+                client_side_ip: None,
+            });
         }
         if let [a, b] = nodes.as_slice() {
             topology::link_underlay(&a.ns, a.ip, &b.ns, b.ip)?;
@@ -119,7 +130,8 @@ impl Lab {
         let client_ns = Netns::create(format!("{prefix}-client"))?;
         let (gateway, client_ip) = topology::attach_client(&nodes[0].ns, &client_ns)?;
         nodes[0].client_side_ip = Some(gateway);
-        let client = Client { ns: client_ns, ip: client_ip, gateway };
+        let (gateway6, ip6) = topology::client_link6();
+        let client = Client { ns: client_ns, ip: client_ip, gateway, ip6, gateway6 };
         let mut pods = Vec::new();
         for (k, node) in nodes.iter().enumerate() {
             for j in 0..pods_per_node {
@@ -127,9 +139,11 @@ impl Lab {
                 let ns = Netns::create(format!("{prefix}-pod{index}"))?;
                 let host_octet = u8::try_from(10 + j).unwrap_or(u8::MAX);
                 let ip = Ipv4Addr::from(u32::from(node.pod_cidr.network()) + u32::from(host_octet));
+                let ip6 = Ipv6Addr::from(u128::from(node.pod_cidr6.network()) + u128::from(host_octet));
                 let host_veth = format!("veth{j}");
-                topology::attach_pod(&node.ns, &ns, &host_veth, ip, node.bridge_ip, mtu)?;
-                pods.push(Pod { servers: Vec::new(), ns, name: format!("pod-{index}"), ip, node: k, host_veth });
+                let at = PodAddresses { ip, ip6, gateway: node.bridge_ip, gateway6: node.bridge_ip6 };
+                topology::attach_pod(&node.ns, &ns, &host_veth, &at, mtu)?;
+                pods.push(Pod { servers: Vec::new(), ns, name: format!("pod-{index}"), ip, ip6, node: k, host_veth });
             }
         }
         Ok(Lab { pods, client, nodes, prefix })
@@ -196,4 +210,11 @@ impl Lab {
         }
         Ok(())
     }
+}
+
+/// Node `k`'s IPv6 pod subnet: `fd00:10:244:(k+1)::/64`.
+fn pod_subnet6(k: usize) -> Ipv6Net {
+    let base = u128::from(topology::POD_CIDR6.network());
+    let subnet = u128::try_from(k + 1).unwrap_or(u128::from(u16::MAX)) << 64;
+    Ipv6Net::new(Ipv6Addr::from(base + subnet), 64).unwrap_or(topology::POD_CIDR6)
 }

@@ -48,4 +48,7 @@ pub use probe::{
 };
 pub use probe_cli::probe_main;
 pub use process::LabProcess;
-pub use topology::{CLIENT_CIDR, EXTERNAL_CIDR, POD_CIDR, SERVICE_CIDR, UNDERLAY_CIDR};
+pub use topology::{
+    CLIENT_CIDR, CLIENT_CIDR6, EXTERNAL_CIDR, EXTERNAL_CIDR6, POD_CIDR, POD_CIDR6, SERVICE_CIDR, SERVICE_CIDR6,
+    UNDERLAY_CIDR,
+};

@@ -2,9 +2,9 @@
 //! (`ip -n NS ...`): each veth is created inside one namespace with its peer placed
 //! directly in the other, so nothing ever appears in the machine's own namespace.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::LabError;
 use crate::netns::Netns;
@@ -21,6 +21,23 @@ pub const EXTERNAL_CIDR: Ipv4Net = net(Ipv4Addr::new(198, 51, 100, 0), 24);
 /// The underlay between nodes: node `k` is `172.18.0.(k+1)`.
 pub const UNDERLAY_CIDR: Ipv4Net = net(Ipv4Addr::new(172, 18, 0, 0), 24);
 
+/// The IPv6 pod network; node `k` holds `fd00:10:244:(k+1)::/64`. The lab is dual-stack:
+/// every pod, bridge and the client link also have an IPv6 address.
+pub const POD_CIDR6: Ipv6Net = net6(Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, 0), 56);
+/// The IPv6 Service range; the client routes it via its node.
+pub const SERVICE_CIDR6: Ipv6Net = net6(Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0), 112);
+/// The IPv6 link between the client (`::2`) and its node (`::1`).
+pub const CLIENT_CIDR6: Ipv6Net = net6(Ipv6Addr::new(0xfd00, 0xc0, 0x2, 0, 0, 0, 0, 0), 64);
+/// IPv6 external and load-balancer IPs; routed by the client via its node.
+pub const EXTERNAL_CIDR6: Ipv6Net = net6(Ipv6Addr::new(0xfd00, 0x198, 0x51, 0x100, 0, 0, 0, 0), 64);
+
+const fn net6(addr: Ipv6Addr, len: u8) -> Ipv6Net {
+    match Ipv6Net::new(addr, len) {
+        Ok(n) => n,
+        Err(_) => panic!("prefix length over 128"),
+    }
+}
+
 const fn net(addr: Ipv4Addr, len: u8) -> Ipv4Net {
     match Ipv4Net::new(addr, len) {
         Ok(n) => n,
@@ -35,30 +52,44 @@ const VXLAN_PORT: &str = "8472";
 /// The MTU of pod links and of the VXLAN device under a VXLAN overlay (1500 minus 50).
 pub(crate) const VXLAN_MTU: u32 = 1450;
 
-/// Makes `node` a router with a pod bridge: forwarding on, reverse-path filtering off (the
-/// lab's paths are asymmetric on purpose), `net.bridge.bridge-nf-call-iptables=1` (without
-/// it bridged replies skip un-NAT), and bridge `cni0` with `gateway/24` on it.
-pub(crate) fn make_node(node: &Netns, gateway: Ipv4Addr) -> Result<(), LabError> {
+/// Makes `node` a router with a pod bridge: forwarding on (both families), reverse-path
+/// filtering off (the lab's paths are asymmetric on purpose),
+/// `net.bridge.bridge-nf-call-ip(6)tables=1` (without it bridged replies skip un-NAT), and
+/// bridge `cni0` with `gateway/24` and `gateway6/64` on it. IPv6 addresses are added
+/// `nodad`: usable at once, with no duplicate-address detection to wait for.
+pub(crate) fn make_node(node: &Netns, gateway: Ipv4Addr, gateway6: Ipv6Addr) -> Result<(), LabError> {
     node.sysctl("net.ipv4.ip_forward", "1")?;
+    node.sysctl("net.ipv6.conf.all.forwarding", "1")?;
     node.sysctl("net.ipv4.conf.all.rp_filter", "0")?;
     node.sysctl("net.ipv4.conf.default.rp_filter", "0")?;
     node.ip(["link", "add", "cni0", "type", "bridge"])?;
     // The bridge's sysctls exist once a bridge does.
     node.sysctl("net.bridge.bridge-nf-call-iptables", "1")?;
+    node.sysctl("net.bridge.bridge-nf-call-ip6tables", "1")?;
     node.ip(["addr", "add", &format!("{gateway}/24"), "dev", "cni0"])?;
+    node.ip(["addr", "add", &format!("{gateway6}/64"), "dev", "cni0", "nodad"])?;
     node.ip(["link", "set", "cni0", "up"]).map(drop)
 }
 
-/// Wires `pod` into `node`'s bridge: `eth0` in the pod with `ip/24` and a default route via
-/// `gateway` (the bridge, inside the lab), its peer `host_veth` on `cni0` in hairpin mode.
+/// Where a pod sits on its node's bridge: its addresses and the bridge's.
+pub(crate) struct PodAddresses {
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) ip6: Ipv6Addr,
+    pub(crate) gateway: Ipv4Addr,
+    pub(crate) gateway6: Ipv6Addr,
+}
+
+/// Wires `pod` into `node`'s bridge: `eth0` in the pod with `ip/24` and `ip6/64` and
+/// default routes via the bridge (inside the lab), its peer `host_veth` on `cni0` in
+/// hairpin mode.
 pub(crate) fn attach_pod(
     node: &Netns,
     pod: &Netns,
     host_veth: &str,
-    ip: Ipv4Addr,
-    gateway: Ipv4Addr,
+    at: &PodAddresses,
     mtu: u32,
 ) -> Result<(), LabError> {
+    let PodAddresses { ip, ip6, gateway, gateway6 } = at;
     let mtu = mtu.to_string();
     node.ip([
         "link",
@@ -80,14 +111,23 @@ pub(crate) fn attach_pod(
     node.ip(["link", "set", host_veth, "type", "bridge_slave", "hairpin", "on"])?;
     node.ip(["link", "set", host_veth, "up"])?;
     pod.ip(["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+    pod.ip(["addr", "add", &format!("{ip6}/64"), "dev", "eth0", "nodad"])?;
     pod.ip(["link", "set", "eth0", "up"])?;
     pod.ip(["route", "add", "default", "via", &gateway.to_string(), "dev", "eth0"])?;
+    pod.ip(["-6", "route", "add", "default", "via", &gateway6.to_string(), "dev", "eth0"])?;
     Ok(())
 }
 
-/// Joins the outside `client` to `node`: `eth-client` in the node with `.1`, `eth0` in the
-/// client with `.2` of [`CLIENT_CIDR`]. The client routes the Service, pod, external and
-/// underlay ranges via the node, and nothing else (it has no default route).
+/// The client link's IPv6 ends: the node's (`::1`) and the client's (`::2`).
+pub(crate) fn client_link6() -> (Ipv6Addr, Ipv6Addr) {
+    let base = u128::from(CLIENT_CIDR6.network());
+    (Ipv6Addr::from(base + 1), Ipv6Addr::from(base + 2))
+}
+
+/// Joins the outside `client` to `node`: `eth-client` in the node with `.1` (and `::1`),
+/// `eth0` in the client with `.2` of [`CLIENT_CIDR`] (and `::2` of [`CLIENT_CIDR6`]). The
+/// client routes the Service, pod, external and underlay ranges of both families via the
+/// node, and nothing else (it has no default route).
 pub(crate) fn attach_client(node: &Netns, client: &Netns) -> Result<(Ipv4Addr, Ipv4Addr), LabError> {
     let (node_ip, client_ip) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2));
     node.ip(["link", "add", "eth-client", "type", "veth", "peer", "name", "eth0", "netns", client.name()])?;
@@ -97,6 +137,12 @@ pub(crate) fn attach_client(node: &Netns, client: &Netns) -> Result<(Ipv4Addr, I
     client.ip(["link", "set", "eth0", "up"])?;
     for cidr in [SERVICE_CIDR, POD_CIDR, EXTERNAL_CIDR, UNDERLAY_CIDR] {
         client.ip(["route", "add", &cidr.to_string(), "via", &node_ip.to_string(), "dev", "eth0"])?;
+    }
+    let (node6, client6) = client_link6();
+    node.ip(["addr", "add", &format!("{node6}/64"), "dev", "eth-client", "nodad"])?;
+    client.ip(["addr", "add", &format!("{client6}/64"), "dev", "eth0", "nodad"])?;
+    for cidr in [SERVICE_CIDR6, POD_CIDR6, EXTERNAL_CIDR6] {
+        client.ip(["-6", "route", "add", &cidr.to_string(), "via", &node6.to_string(), "dev", "eth0"])?;
     }
     Ok((node_ip, client_ip))
 }
