@@ -68,6 +68,20 @@ pub struct CleanupArgs {
     /// The mode whose rules to remove (default: every mode).
     #[arg(long, alias = "proxy-mode", value_enum)]
     pub mode: Option<Mode>,
+    /// iptables mode: the variant to clean (default: both).
+    #[arg(long, value_enum)]
+    pub iptables_variant: Option<IptablesVariant>,
+}
+
+/// `--iptables-variant`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IptablesVariant {
+    /// The one already holding KUBE- rules, else the system's `iptables` (logged).
+    Auto,
+    /// iptables-nft (rules in nf_tables).
+    Nft,
+    /// iptables-legacy (x_tables).
+    Legacy,
 }
 
 /// The proxy modes (`--mode`).
@@ -135,6 +149,16 @@ pub struct RunArgs {
     /// Where /metrics listens (IP:port, or IP for port 10249; "" for none).
     #[arg(long, default_value = "127.0.0.1:10249", value_parser = |s: &str| parse_bind(s, 10249))]
     pub metrics_bind_address: BindAddress,
+    /// iptables mode: which iptables to drive.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub iptables_variant: IptablesVariant,
+    /// iptables mode: the bit of the packet mark meaning "masquerade" (0-31).
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u8).range(0..=31))]
+    pub iptables_masquerade_bit: u8,
+    /// iptables mode: serve NodePorts on 127.0.0.1 too (sets route_localnet, with a guard
+    /// against martian sources).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub iptables_localhost_nodeports: bool,
     /// nftables mode: how often a full sync rewrites the whole table to repair drift
     /// (between them, full syncs are answered from the committed state).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]

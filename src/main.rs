@@ -76,6 +76,35 @@ fn nft_config(args: &RunArgs) -> ferry_nftables::NftConfig {
     }
 }
 
+/// The iptables backend's configuration from the flags.
+fn ipt_config(args: &RunArgs) -> ferry_iptables::IptConfig {
+    use kube_ferry::cli::NodePortAddress;
+    ferry_iptables::IptConfig {
+        cluster_cidrs: args.cluster_cidr.clone(),
+        masquerade_all: args.masquerade_all,
+        masquerade_bit: args.iptables_masquerade_bit,
+        nodeport_cidrs: args
+            .nodeport_addresses
+            .iter()
+            .filter_map(|a| match a {
+                NodePortAddress::Cidr(c) => Some(*c),
+                NodePortAddress::Primary => None,
+            })
+            .collect(),
+        localhost_nodeports: args.iptables_localhost_nodeports,
+        ..ferry_iptables::IptConfig::default()
+    }
+}
+
+fn ipt_variant(variant: kube_ferry::cli::IptablesVariant) -> ferry_iptables::Variant {
+    use kube_ferry::cli::IptablesVariant;
+    match variant {
+        IptablesVariant::Nft => ferry_iptables::Variant::Nft,
+        IptablesVariant::Legacy => ferry_iptables::Variant::Legacy,
+        IptablesVariant::Auto => ferry_iptables::Variant::detect(),
+    }
+}
+
 /// The backend for the mode, or an error saying it is not there.
 fn backend_for(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
     let mode = args.mode;
@@ -86,6 +115,16 @@ fn backend_for(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
             );
         }
         return Ok(Box::new(ferry_nftables::NftablesBackend::new(nft_config(args))));
+    }
+    if mode == Mode::Iptables {
+        if args.nodeport_addresses.contains(&kube_ferry::cli::NodePortAddress::Primary) {
+            tracing::warn!(
+                "--nodeport-addresses primary is not supported by the iptables mode yet: NodePorts answer on every local address; give CIDRs to restrict them"
+            );
+        }
+        let variant = ipt_variant(args.iptables_variant);
+        tracing::info!(variant = variant.name(), "iptables mode");
+        return Ok(Box::new(ferry_iptables::IptablesBackend::new(ipt_config(args), variant)));
     }
     bail!(
         "--mode {}: this build of kube-ferry has no {} backend yet; `kube-ferry render --mode {}` shows what it would program",
@@ -143,7 +182,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
     let modes = match args.mode {
         Some(m) => vec![m],
-        None => vec![Mode::Nftables],
+        None => vec![Mode::Nftables, Mode::Iptables],
     };
     for mode in modes {
         match mode {
@@ -152,6 +191,23 @@ fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
                 let report = backend.cleanup().context("cleaning up the nftables mode")?;
                 for line in report.removed {
                     println!("removed {line}");
+                }
+            }
+            Mode::Iptables => {
+                let variants = match args.iptables_variant {
+                    Some(kube_ferry::cli::IptablesVariant::Nft) => vec![ferry_iptables::Variant::Nft],
+                    Some(kube_ferry::cli::IptablesVariant::Legacy) => vec![ferry_iptables::Variant::Legacy],
+                    _ => vec![ferry_iptables::Variant::Nft, ferry_iptables::Variant::Legacy],
+                };
+                for variant in variants {
+                    let config = ferry_iptables::IptConfig::default();
+                    let mut backend = ferry_iptables::IptablesBackend::new(config, variant);
+                    let report = backend
+                        .cleanup()
+                        .with_context(|| format!("cleaning up the iptables mode ({} variant)", variant.name()))?;
+                    for line in report.removed {
+                        println!("removed {line}");
+                    }
                 }
             }
             other => bail!(
@@ -164,11 +220,15 @@ fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `demo`: refused, as `run` refuses it, for a mode with no backend; else the lab.
+/// `demo`: refused, as `run` refuses it, for a mode with no backend; else the lab. No
+/// backend is made here: making one reads the machine's own tables (iptables' variant
+/// detection), and the demo touches only its own namespaces.
 fn demo(args: &DemoArgs) -> anyhow::Result<()> {
-    let mut run_args = Cli::parse_from(["kube-ferry"]).run;
-    run_args.mode = args.mode;
-    backend_for(&run_args)?;
+    if !matches!(args.mode, Mode::Nftables | Mode::Iptables) {
+        let mut run_args = Cli::parse_from(["kube-ferry"]).run;
+        run_args.mode = args.mode;
+        backend_for(&run_args)?;
+    }
     demo::run(args.mode)
 }
 
@@ -210,6 +270,22 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
                     cluster_cidrs: args.cluster_cidr.clone(),
                     masquerade_all: args.masquerade_all,
                     ..ferry_nftables::NftConfig::default()
+                }
+            )
+        );
+        println!();
+    } else if args.mode == Mode::Iptables {
+        println!(
+            "# The iptables-restore --noflush input a first sync sends, per family, then the model it comes from."
+        );
+        print!(
+            "{}",
+            ferry_iptables::IptablesBackend::render_inputs(
+                builder.state(),
+                &ferry_iptables::IptConfig {
+                    cluster_cidrs: args.cluster_cidr.clone(),
+                    masquerade_all: args.masquerade_all,
+                    ..ferry_iptables::IptConfig::default()
                 }
             )
         );

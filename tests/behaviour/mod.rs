@@ -4,9 +4,19 @@
 //! into a manifest directory, runs the real `kube-ferry` binary inside the node's
 //! namespace with `--manifests`, and sends real packets from pods, the node and an
 //! outside client. Needs root (CI has it); without it the tests fail, saying why.
+//!
+//! Modes are named `nftables`, `iptables` (iptables-nft) and `iptables-legacy`
+//! ([`Mode`]). Suite functions read and change rules through [`ProxyLab`]'s per-mode
+//! methods (`rules.rs`: [`ProxyLab::programmed`], [`ProxyLab::whole_ruleset`],
+//! [`ProxyLab::add_foreign_rules`], [`ProxyLab::foreign_rules`],
+//! [`ProxyLab::break_dispatch`], [`ProxyLab::cleanup`]), so one function serves every mode.
 #![allow(dead_code)]
 
+mod mode;
+mod rules;
 pub mod suite;
+
+pub use mode::Mode;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -31,23 +41,27 @@ pub struct ProxyLab {
     pub lab: Lab,
     /// The manifest directory kube-ferry reads.
     pub dir: tempfile::TempDir,
-    mode: &'static str,
+    /// The mode kube-ferry runs in (see [`Mode::parse`]).
+    mode: Mode,
 }
 
 impl ProxyLab {
     /// One node with `pods` pods serving on [`POD_PORT`], and an outside client.
+    /// `mode` is a name [`Mode::parse`] takes: `nftables`, `iptables`, `iptables-legacy`.
     pub fn single_node(mode: &'static str, pods: usize) -> ProxyLab {
+        let mode = Mode::parse(mode);
         Lab::require_root();
         ProxyLab::around(mode, Lab::single_node(pods).expect("the lab builds"))
     }
 
     /// Two nodes joined by `overlay`, `pods` pods on each; kube-ferry runs on node-a.
     pub fn two_nodes(mode: &'static str, overlay: Overlay, pods: usize) -> ProxyLab {
+        let mode = Mode::parse(mode);
         Lab::require_root();
         ProxyLab::around(mode, Lab::two_nodes(overlay, pods).expect("the lab builds"))
     }
 
-    fn around(mode: &'static str, mut lab: Lab) -> ProxyLab {
+    fn around(mode: Mode, mut lab: Lab) -> ProxyLab {
         lab.start_pod_servers_with(&PodServer::tcp_udp(&[POD_PORT])).expect("pod servers start");
         // Like a node's default gateway: a sink namespace the service range is routed
         // to, so what the proxy does not catch is forwarded (and seen by the filter
@@ -88,13 +102,13 @@ impl ProxyLab {
         std::fs::remove_file(self.dir.path().join(name)).expect("remove manifest");
     }
 
-    /// Starts kube-ferry in the node with `extra` flags.
+    /// Starts kube-ferry in the node with the mode's flags ([`Mode::flags`]: for
+    /// `iptables`, `--mode iptables --iptables-variant nft`) and `extra`.
     pub fn start_proxy(&mut self, extra: &[&str]) {
         let node = self.node_name();
         let dir = self.dir.path().to_str().expect("utf-8 path").to_owned();
-        let mut args: Vec<String> = vec![
-            "--mode".into(),
-            self.mode.into(),
+        let mut args: Vec<String> = self.mode.flags().iter().map(|s| (*s).to_owned()).collect();
+        args.extend([
             "--manifests".into(),
             dir,
             "--hostname-override".into(),
@@ -105,7 +119,7 @@ impl ProxyLab {
             "".into(),
             "--metrics-bind-address".into(),
             "".into(),
-        ];
+        ]);
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let proxy = self
             .lab
@@ -118,24 +132,11 @@ impl ProxyLab {
         let _ = self.until("kube-ferry's first sync", || self.proxy_log(), |log| log.contains(" synced"));
     }
 
-    /// The node's routes and ruleset, and kube-ferry's log: for failure messages.
-    pub fn diagnose(&self) -> String {
-        let ns = self.node_ns();
-        let routes = ns.ip(["route"]).unwrap_or_else(|e| e.to_string());
-        let rules = ns.exec("nft", ["list", "ruleset"]).unwrap_or_else(|e| e.to_string());
-        format!("node routes:\n{routes}\nnode ruleset:\n{rules}\nkube-ferry log:\n{}", self.proxy_log())
-    }
-
     /// Stops kube-ferry (SIGTERM); its rules stay in the kernel.
     pub fn stop_proxy(&mut self) {
         if let Some(mut p) = self.proxy.take() {
             let _ = p.terminate(Duration::from_secs(5));
         }
-    }
-
-    /// Runs `nft ARGS` in the node.
-    pub fn nft(&self, args: &[&str]) -> String {
-        self.node_ns().exec("nft", args).unwrap_or_else(|e| panic!("nft {args:?}: {e}"))
     }
 
     /// Runs `kube-ferry ARGS` in the node and returns its stdout.

@@ -79,12 +79,10 @@ pub fn stale_udp_flows_are_cleared(mode: &'static str) {
 /// cleanup leaves the namespace's ruleset exactly as before kube-ferry.
 pub fn restart_foreign_rules_and_cleanup(mode: &'static str) {
     let mut lab = ProxyLab::single_node(mode, 1);
-    let foreign = "table ip foreign {\n\tchain input {\n\t\ttype filter hook input priority 10; policy accept;\n\t\ttcp dport 9999 counter accept\n\t}\n}\n";
-    let path = lab.dir.path().join("..").join(format!("foreign-{}.nft", std::process::id()));
-    std::fs::write(&path, foreign).unwrap();
-    lab.nft(&["-f", path.to_str().unwrap()]);
-    std::fs::remove_file(&path).ok();
-    let before = lab.nft(&["list", "ruleset"]);
+    lab.add_foreign_rules();
+    let foreign = lab.foreign_rules();
+    assert!(!foreign.trim().is_empty(), "the foreign rules are in place");
+    let before = lab.whole_ruleset();
 
     lab.write("web.yaml", &web(&lab, &[0]));
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
@@ -104,21 +102,21 @@ pub fn restart_foreign_rules_and_cleanup(mode: &'static str) {
     let _ = lab.until("the restarted proxy's first sync", || lab.proxy_log(), |log| log.contains("synced"));
     lab.ask(lab.client_ns(), Proto::Tcp, vip).expect("after the restart's sync");
 
-    // B27: the foreign table is exactly as it was.
-    let with_proxy = lab.nft(&["list", "table", "ip", "foreign"]);
-    assert!(before.contains(with_proxy.trim()), "foreign rules changed:\n{with_proxy}\nwas:\n{before}");
+    // B27: the foreign rules are exactly as they were.
+    let with_proxy = lab.foreign_rules();
+    assert_eq!(with_proxy, foreign, "foreign rules changed (B27)");
 
     // B28: cleanup removes everything kube-ferry made, and nothing else.
     lab.stop_proxy();
-    let out = lab.kube_ferry(&["cleanup", "--mode", mode]);
-    assert!(out.contains("removed table ip kube-ferry"), "{out}");
-    assert_eq!(lab.nft(&["list", "ruleset"]), before, "cleanup restores the ruleset from before kube-ferry");
+    let out = lab.cleanup();
+    assert!(out.contains(lab.mode().cleanup_says()), "{out}");
+    assert_eq!(lab.whole_ruleset(), before, "cleanup restores the ruleset from before kube-ferry (B28)");
     let r = lab.ask(lab.client_ns(), Proto::Tcp, vip);
     assert!(r.is_err(), "no service after cleanup: {r:?}");
 }
 
-/// B26: a restarted proxy adopts its table: services deleted while it was down lose
-/// their chains, the others keep working throughout.
+/// B26: a restarted proxy adopts what it programmed before: services deleted while it
+/// was down lose their rules, the others keep working throughout.
 pub fn restart_adopts_the_table(mode: &'static str) {
     let mut lab = ProxyLab::single_node(mode, 1);
     let node = lab.node_name();
@@ -130,16 +128,19 @@ pub fn restart_adopts_the_table(mode: &'static str) {
             + &slice("old", &[("", "TCP")], &eps)),
     );
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    assert!(lab.nft(&["list", "table", "ip", "kube-ferry"]).contains("lab/old/"));
+    // Both modes name a service's rules by namespace/name ("lab/old...": nftables in
+    // chain names, iptables in `-m comment` comments).
+    let programmed = lab.programmed();
+    assert!(programmed.contains("lab/old"), "{programmed}");
     lab.stop_proxy();
     lab.remove("old.yaml");
     lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
-    let table = lab.nft(&["list", "table", "ip", "kube-ferry"]);
+    let programmed = lab.programmed();
     assert!(
-        !table.contains("lab/old/"),
-        "the chains of a service deleted while kube-ferry was down are removed:\n{table}"
+        !programmed.contains("lab/old"),
+        "the rules of a service deleted while kube-ferry was down are removed:\n{programmed}"
     );
-    assert!(!table.contains("10.96.0.99"), "{table}");
+    assert!(!programmed.contains("10.96.0.99"), "{programmed}");
     lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")).expect("the remaining service still works");
 }
 
@@ -150,11 +151,12 @@ pub fn full_resync_repairs_drift(mode: &'static str) {
     let mut args = vec!["--cluster-cidr", CLUSTER_CIDR, "--sync-period", "2s"];
     if mode == "nftables" {
         // nftables rewrites the whole table only this often; by default, hourly.
+        // iptables restores everything at every full sync (--sync-period).
         args.extend(["--nftables-full-sync-period", "2s"]);
     }
     lab.start_proxy(&args);
     lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")).expect("the service");
-    lab.nft(&["flush", "map", "ip", "kube-ferry", "service-ips"]);
+    lab.break_dispatch();
     let r = lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80"));
     assert!(r.is_err(), "the hand-made drift breaks the service: {r:?}");
     let _ = lab.until(

@@ -68,6 +68,14 @@ impl Netns {
         // From here on the guard owns it: a failure below still deletes it.
         let ns = Netns { name };
         ns.ip(["link", "set", "lo", "up"])?;
+        // No duplicate-address detection on links made here later (their link-local
+        // addresses too): an address under DAD cannot answer neighbour solicitations yet,
+        // which made first IPv6 connections time out now and then.
+        for key in
+            ["net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad", "net.ipv6.conf.default.dad_transmits"]
+        {
+            ns.sysctl(key, "0")?;
+        }
         Ok(ns)
     }
 

@@ -1,0 +1,342 @@
+//! [`IptablesBackend`]: renders the touched ports, rebuilds the shared chains, and sends
+//! only the chains that differ from what it committed, with `iptables-restore --noflush`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ferry_conntrack::{ConntrackTool, UdpFlows};
+use ferry_model::{
+    Backend, BackendError, CleanupReport, IpFamily, ProxyState, ServicePortId, StateDiff, SyncReport, SyncRequest,
+};
+use tracing::{debug, info, warn};
+
+use crate::aggregate::SharedRules;
+use crate::desired::shared_chains;
+use crate::names::is_ours;
+use crate::render::port::{render_port, PortRules};
+use crate::render::{jumps, IptConfig, Jump, Table, JUMP_COMMENT};
+use crate::restore::{parse_save, RestoreInput};
+use crate::tool::{IptablesRunner, IptablesTool, Variant};
+
+/// What one family's tables hold, as far as kube-ferry knows (it never lists them on the
+/// sync path).
+#[derive(Debug, Default)]
+struct FamilyTables {
+    ports: HashMap<ServicePortId, PortRules>,
+    shared: SharedRules,
+    /// Every kube-ferry chain and its rules, as last committed.
+    committed: BTreeMap<(Table, String), Vec<String>>,
+}
+
+/// The iptables backend (`--mode iptables`).
+#[derive(Debug)]
+pub struct IptablesBackend {
+    config: IptConfig,
+    tool: Box<dyn IptablesRunner>,
+    families: [FamilyTables; 2],
+    started: bool,
+    last_failed: bool,
+    udp_flows: UdpFlows,
+    conntrack: ConntrackTool,
+}
+
+fn slot(family: IpFamily) -> usize {
+    usize::from(family == IpFamily::V6)
+}
+
+const FAMILIES: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
+
+impl IptablesBackend {
+    /// A backend using `variant`'s tools in the current network namespace.
+    pub fn new(config: IptConfig, variant: Variant) -> IptablesBackend {
+        IptablesBackend::with_runner(config, Box::new(IptablesTool { variant }))
+    }
+
+    /// A backend driving iptables through `runner` (tests use a fake).
+    pub fn with_runner(config: IptConfig, runner: Box<dyn IptablesRunner>) -> IptablesBackend {
+        IptablesBackend {
+            config,
+            tool: runner,
+            families: Default::default(),
+            started: false,
+            last_failed: false,
+            udp_flows: UdpFlows::new(),
+            conntrack: ConntrackTool::default(),
+        }
+    }
+
+    /// The restore input of a first sync into empty tables, per family: what `kube-ferry
+    /// render --mode iptables` prints.
+    pub fn render_inputs(state: &ProxyState, config: &IptConfig) -> String {
+        let mut out = String::new();
+        for family in FAMILIES {
+            let mut tables = FamilyTables::default();
+            let changes = state
+                .ports()
+                .filter(|(id, _)| id.family == family)
+                .map(|(id, p)| (id.clone(), Some(render_port(id, p, config))));
+            let input = plan(&mut tables, family, config, changes.collect(), true);
+            let mut input = input.0;
+            input.jumps = jumps(family, config);
+            let tool = if family == IpFamily::V4 { "iptables-restore" } else { "ip6tables-restore" };
+            out.push_str(&format!("# {tool} --noflush\n{}", input.text()));
+        }
+        out
+    }
+
+    /// Every port rendered and every chain written (start, `--sync-period`, after a
+    /// failure). On start, the tables are read once: kube-ferry chains of services gone
+    /// meanwhile are deleted, and missing jump rules inserted.
+    fn sync_full(&mut self, state: &ProxyState) -> Result<usize, BackendError> {
+        if !self.started && self.config.localhost_nodeports {
+            // B12: 127.0.0.1:nodePort needs route_localnet (the guard chain drops martians).
+            if let Err(e) = std::fs::write("/proc/sys/net/ipv4/conf/all/route_localnet", "1") {
+                warn!(error = %e, "cannot set net.ipv4.conf.all.route_localnet=1: localhost NodePorts will not answer");
+            }
+        }
+        let mut operations = 0;
+        for family in FAMILIES {
+            let mut fresh = FamilyTables::default();
+            let changes: Vec<_> = state
+                .ports()
+                .filter(|(id, _)| id.family == family)
+                .map(|(id, p)| (id.clone(), Some(render_port(id, p, &self.config))))
+                .collect();
+            let (mut input, _) = plan(&mut fresh, family, &self.config, changes, true);
+            let found = if self.started { None } else { Some(parse_save(&self.tool.save(family)?)) };
+            if let Some(found) = &found {
+                adopt(&mut input, found, family, &self.config);
+            } else {
+                // Chains committed before and no longer wanted.
+                let old = &self.families[slot(family)].committed;
+                input.deletes.extend(old.keys().filter(|k| !fresh.committed.contains_key(*k)).cloned());
+            }
+            operations += input.operations();
+            if !input.is_empty() {
+                self.tool.restore(family, &input.text())?;
+            }
+            self.families[slot(family)] = fresh;
+        }
+        self.started = true;
+        Ok(operations)
+    }
+
+    /// Only the touched ports re-rendered; only chains that changed sent.
+    fn sync_changes(&mut self, state: &ProxyState, diff: &StateDiff) -> Result<usize, BackendError> {
+        let mut operations = 0;
+        for family in FAMILIES {
+            let touched = diff.added.iter().chain(diff.changed.iter().map(|c| &c.id)).chain(&diff.removed);
+            let changes: Vec<_> = touched
+                .filter(|id| id.family == family)
+                .map(|id| (id.clone(), state.get(id).map(|p| render_port(id, p, &self.config))))
+                .collect();
+            if changes.is_empty() {
+                continue;
+            }
+            let tables = &mut self.families[slot(family)];
+            let (input, undo) = plan(tables, family, &self.config, changes, false);
+            operations += input.operations();
+            if input.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.tool.restore(family, &input.text()) {
+                undo.revert(tables);
+                return Err(e);
+            }
+        }
+        Ok(operations)
+    }
+}
+
+/// How to take back a plan's changes to the in-memory tables when the kernel refused them.
+struct Undo {
+    ports: Vec<(ServicePortId, Option<PortRules>)>,
+    committed: BTreeMap<(Table, String), Vec<String>>,
+}
+
+impl Undo {
+    fn revert(self, tables: &mut FamilyTables) {
+        for (id, old) in self.ports {
+            if let Some(new) = tables.ports.remove(&id) {
+                tables.shared.remove(&new);
+            }
+            if let Some(old) = old {
+                tables.shared.add(&old);
+                tables.ports.insert(id, old);
+            }
+        }
+        tables.committed = self.committed;
+    }
+}
+
+/// Applies `changes` to `tables` and returns the restore input that brings the kernel
+/// along (all chains when `full`), and how to undo it.
+fn plan(
+    tables: &mut FamilyTables,
+    family: IpFamily,
+    config: &IptConfig,
+    changes: Vec<(ServicePortId, Option<PortRules>)>,
+    full: bool,
+) -> (RestoreInput, Undo) {
+    let mut undo = Undo { ports: Vec::new(), committed: if full { BTreeMap::new() } else { tables.committed.clone() } };
+    let mut own_before: BTreeSet<(Table, String)> = BTreeSet::new();
+    let mut own_after: BTreeMap<(Table, String), Vec<String>> = BTreeMap::new();
+    for (id, new) in changes {
+        let old = tables.ports.remove(&id);
+        if let Some(old) = &old {
+            tables.shared.remove(old);
+            own_before.extend(own_chains(old).map(|(k, _)| k));
+        }
+        if let Some(new) = new {
+            tables.shared.add(&new);
+            own_after.extend(own_chains(&new).map(|(k, v)| (k, v.clone())));
+            tables.ports.insert(id.clone(), new);
+        }
+        undo.ports.push((id, old));
+    }
+    let mut desired = shared_chains(family, config, &tables.shared);
+    let shared_names: BTreeSet<(Table, String)> = desired.keys().cloned().collect();
+    desired.extend(own_after);
+    let mut input = RestoreInput::default();
+    for (key, rules) in &desired {
+        if full || tables.committed.get(key) != Some(rules) {
+            input.writes.insert(key.clone(), rules.clone());
+        }
+    }
+    if !full {
+        // Shared chains gone (tree nodes merged away) and own chains of changed ports gone.
+        let gone_shared = tables
+            .committed
+            .keys()
+            .filter(|k| is_shared_name(&k.1) && !shared_names.contains(*k))
+            .cloned()
+            .collect::<Vec<_>>();
+        let gone_own = own_before.into_iter().filter(|k| !desired.contains_key(k));
+        input.deletes.extend(gone_shared.into_iter().chain(gone_own));
+        for k in &input.deletes {
+            tables.committed.remove(k);
+        }
+    }
+    for (key, rules) in &input.writes {
+        tables.committed.insert(key.clone(), rules.clone());
+    }
+    (input, undo)
+}
+
+/// A shared (fixed or tree) chain's name, as opposed to a port's own.
+fn is_shared_name(name: &str) -> bool {
+    !crate::names::PORT_CHAIN_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+fn own_chains(p: &PortRules) -> impl Iterator<Item = ((Table, String), &Vec<String>)> + '_ {
+    p.nat.iter().map(|(n, r)| ((Table::Nat, n.clone()), r))
+}
+
+/// On start (B26): chains of ours found in the kernel and not wanted are deleted (after
+/// every write, in the same restore), and jump rules not found are inserted. Nothing is
+/// flushed that is not rewritten at once.
+fn adopt(
+    input: &mut RestoreInput,
+    found: &BTreeMap<String, crate::restore::SavedTable>,
+    family: IpFamily,
+    config: &IptConfig,
+) {
+    for table in Table::ALL {
+        let Some(saved) = found.get(table.name()) else { continue };
+        for chain in saved.chains.iter().filter(|c| is_ours(c)) {
+            let key = (table, chain.clone());
+            if !input.writes.contains_key(&key) {
+                input.deletes.push(key);
+            }
+        }
+    }
+    for jump in jumps(family, config) {
+        let present = found
+            .get(jump.table.name())
+            .is_some_and(|t| t.rules.iter().any(|(c, spec)| c == jump.builtin && same_jump(spec, &jump.spec)));
+        if !present {
+            input.jumps.push(jump);
+        }
+    }
+}
+
+/// Whether a saved rule is the jump `spec` (iptables-save may reorder or quote parts: the
+/// comment and the target decide).
+fn same_jump(saved: &str, spec: &str) -> bool {
+    let target = |s: &str| s.rsplit("-j ").next().map(str::trim).map(str::to_owned);
+    saved.contains(JUMP_COMMENT)
+        && target(saved) == target(spec)
+        && saved.contains("--ctstate NEW") == spec.contains("--ctstate NEW")
+}
+
+impl Backend for IptablesBackend {
+    fn mode(&self) -> &'static str {
+        "iptables"
+    }
+
+    fn sync(&mut self, state: &ProxyState, request: SyncRequest<'_>) -> Result<SyncReport, BackendError> {
+        let result = match request {
+            SyncRequest::Changes(diff) if self.started && !self.last_failed => self.sync_changes(state, diff),
+            _ => self.sync_full(state),
+        };
+        self.last_failed = result.is_err();
+        let operations = result?;
+        debug!(operations, "iptables restore applied");
+        let stale = self.udp_flows.update(state);
+        if !stale.is_empty() {
+            let deleted = self.conntrack.delete(&stale);
+            debug!(filters = stale.len(), deleted, "stale UDP conntrack entries deleted");
+        }
+        let kernel_objects =
+            self.families.iter().map(|f| f.committed.values().map(|r| 1 + r.len()).sum::<usize>()).sum();
+        Ok(SyncReport {
+            service_ports: state.len(),
+            endpoints: state.endpoint_count(),
+            operations,
+            kernel_objects,
+            refused: Vec::new(),
+        })
+    }
+
+    fn cleanup(&mut self) -> Result<CleanupReport, BackendError> {
+        let mut report = CleanupReport::default();
+        for family in FAMILIES {
+            let found = parse_save(&self.tool.save(family)?);
+            let mut input = RestoreInput::default();
+            for table in Table::ALL {
+                let Some(saved) = found.get(table.name()) else { continue };
+                for (chain, spec) in &saved.rules {
+                    if spec.contains(JUMP_COMMENT) && spec.split_whitespace().last().is_some_and(is_ours) {
+                        input.unjumps.push(Jump { table, builtin: builtin_name(chain), spec: spec.clone() });
+                    }
+                }
+                for chain in saved.chains.iter().filter(|c| is_ours(c)) {
+                    input.deletes.push((table, chain.clone()));
+                    report.removed.push(format!("chain {chain} ({} {})", family_tool(family), table.name()));
+                }
+            }
+            if !input.is_empty() {
+                self.tool.restore(family, &input.text())?;
+                info!(
+                    family = family_tool(family),
+                    chains = input.deletes.len(),
+                    "kube-ferry's iptables chains removed"
+                );
+            }
+        }
+        self.families = Default::default();
+        self.started = false;
+        Ok(report)
+    }
+}
+
+fn family_tool(family: IpFamily) -> &'static str {
+    if family == IpFamily::V4 {
+        "iptables"
+    } else {
+        "ip6tables"
+    }
+}
+
+fn builtin_name(chain: &str) -> &'static str {
+    ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"].into_iter().find(|b| *b == chain).unwrap_or("OUTPUT")
+}

@@ -1,0 +1,131 @@
+//! Running `iptables-restore` and `iptables-save` of the chosen variant. Restore input is
+//! fed on stdin (object names never reach a command line); one process per family a sync.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use ferry_model::{BackendError, IpFamily};
+use tracing::info;
+
+/// Which iptables: the nf_tables-backed one or the legacy x_tables one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// `iptables-nft`: rules in nf_tables tables `ip nat`, `ip filter`, ...
+    Nft,
+    /// `iptables-legacy`: the x_tables kernel interface.
+    Legacy,
+}
+
+impl Variant {
+    /// `nft` or `legacy`, as `--iptables-variant` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Nft => "nft",
+            Variant::Legacy => "legacy",
+        }
+    }
+
+    /// The binary for `family` and `what` (`restore`, `save`, or `""` for plain iptables).
+    pub fn binary(self, family: IpFamily, what: &str) -> String {
+        let base = if family == IpFamily::V4 { "iptables" } else { "ip6tables" };
+        match what {
+            "" => format!("{base}-{}", self.name()),
+            w => format!("{base}-{}-{w}", self.name()),
+        }
+    }
+
+    /// The variant a careful operator would pick: the one already holding KUBE- rules
+    /// (the one with more, if both do), else the one plain `iptables` is. Logged.
+    pub fn detect() -> Variant {
+        let kube_lines = |v: Variant| {
+            Command::new(v.binary(IpFamily::V4, "save"))
+                .args(["-t", "nat"])
+                .stderr(Stdio::null())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains("KUBE-")).count())
+                .unwrap_or(0)
+        };
+        let (nft, legacy) = (kube_lines(Variant::Nft), kube_lines(Variant::Legacy));
+        let chosen = if nft + legacy > 0 {
+            let v = if legacy > nft { Variant::Legacy } else { Variant::Nft };
+            info!(
+                variant = v.name(),
+                nft_kube_lines = nft,
+                legacy_kube_lines = legacy,
+                "iptables variant: the one holding KUBE- rules"
+            );
+            v
+        } else {
+            let version =
+                Command::new("iptables").arg("-V").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+            let v = if version.as_deref().is_ok_and(|s| s.contains("legacy")) { Variant::Legacy } else { Variant::Nft };
+            info!(variant = v.name(), system = %version.unwrap_or_default().trim(), "iptables variant: the system's `iptables`");
+            v
+        };
+        chosen
+    }
+}
+
+/// What the backend needs of iptables; [`IptablesTool`] is the real one.
+pub trait IptablesRunner: std::fmt::Debug + Send {
+    /// `iptables-restore --noflush` of `input` for `family`.
+    fn restore(&self, family: IpFamily, input: &str) -> Result<(), BackendError>;
+    /// `iptables-restore --noflush --test`: would the kernel take it?
+    fn test(&self, family: IpFamily, input: &str) -> Result<(), BackendError>;
+    /// `iptables-save` of every table of `family`.
+    fn save(&self, family: IpFamily) -> Result<String, BackendError>;
+}
+
+/// The iptables tools of one variant.
+#[derive(Clone, Debug)]
+pub struct IptablesTool {
+    /// The variant used.
+    pub variant: Variant,
+}
+
+impl IptablesTool {
+    fn run(&self, family: IpFamily, args: &[&str], input: &str) -> Result<(), BackendError> {
+        let binary = self.variant.binary(family, "restore");
+        let mut child = Command::new(&binary)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                BackendError::Other(format!("cannot run {binary} ({e}); install the Debian package iptables"))
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A write error shows up as the tool's own failure below.
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(|e| BackendError::Other(format!("{binary}: {e}")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let detail: Vec<&str> = stderr.lines().take(12).collect();
+        Err(BackendError::Refused { detail: format!("{binary}: {}", detail.join("\n")) })
+    }
+}
+
+impl IptablesRunner for IptablesTool {
+    fn restore(&self, family: IpFamily, input: &str) -> Result<(), BackendError> {
+        self.run(family, &["-w", "5", "--noflush"], input)
+    }
+
+    fn test(&self, family: IpFamily, input: &str) -> Result<(), BackendError> {
+        self.run(family, &["-w", "5", "--noflush", "--test"], input)
+    }
+
+    fn save(&self, family: IpFamily) -> Result<String, BackendError> {
+        let binary = self.variant.binary(family, "save");
+        let out = Command::new(&binary).output().map_err(|e| {
+            BackendError::Other(format!("cannot run {binary} ({e}); install the Debian package iptables"))
+        })?;
+        if !out.status.success() {
+            return Err(BackendError::Other(format!("{binary}: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
