@@ -185,3 +185,13 @@ fn full_resync_repairs_drift_nft_variant() {
 fn full_resync_repairs_drift_legacy() {
     suite::full_resync_repairs_drift("iptables-legacy");
 }
+
+#[test]
+fn b12_localhost_node_ports_nft_variant() {
+    suite::localhost_node_ports("iptables", &["--iptables-localhost-nodeports", "false"]);
+}
+
+#[test]
+fn b12_localhost_node_ports_legacy() {
+    suite::localhost_node_ports("iptables-legacy", &["--iptables-localhost-nodeports", "false"]);
+}

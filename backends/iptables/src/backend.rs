@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferry_conntrack::{ConntrackTool, UdpFlows};
 use ferry_model::{
-    Backend, BackendError, CleanupReport, IpFamily, ProxyState, ServicePortId, StateDiff, SyncReport, SyncRequest,
+    Backend, BackendError, CleanupReport, IpFamily, ProxyState, Refusal, ServicePortId, StateDiff, SyncReport,
+    SyncRequest,
 };
 use tracing::{debug, info, warn};
 
@@ -37,6 +38,7 @@ pub struct IptablesBackend {
     last_failed: bool,
     udp_flows: UdpFlows,
     conntrack: ConntrackTool,
+    refused: Vec<Refusal>,
 }
 
 fn slot(family: IpFamily) -> usize {
@@ -61,6 +63,7 @@ impl IptablesBackend {
             last_failed: false,
             udp_flows: UdpFlows::new(),
             conntrack: ConntrackTool::default(),
+            refused: Vec::new(),
         }
     }
 
@@ -93,31 +96,80 @@ impl IptablesBackend {
                 warn!(error = %e, "cannot set net.ipv4.conf.all.route_localnet=1: localhost NodePorts will not answer");
             }
         }
+        self.refused.clear();
         let mut operations = 0;
         for family in FAMILIES {
-            let mut fresh = FamilyTables::default();
-            let changes: Vec<_> = state
+            let ports: Vec<(ServicePortId, PortRules)> = state
                 .ports()
                 .filter(|(id, _)| id.family == family)
-                .map(|(id, p)| (id.clone(), Some(render_port(id, p, &self.config))))
+                .map(|(id, p)| (id.clone(), render_port(id, p, &self.config)))
                 .collect();
-            let (mut input, _) = plan(&mut fresh, family, &self.config, changes, true);
-            let found = if self.started { None } else { Some(parse_save(&self.tool.save(family)?)) };
-            if let Some(found) = &found {
-                adopt(&mut input, found, family, &self.config);
-            } else {
-                // Chains committed before and no longer wanted.
-                let old = &self.families[slot(family)].committed;
-                input.deletes.extend(old.keys().filter(|k| !fresh.committed.contains_key(*k)).cloned());
-            }
-            operations += input.operations();
-            if !input.is_empty() {
-                self.tool.restore(family, &input.text())?;
-            }
-            self.families[slot(family)] = fresh;
+            operations += match self.full_family(family, ports.clone()) {
+                Ok(n) => n,
+                Err(BackendError::Refused { detail }) => {
+                    // One service port the kernel will not take must not keep every other
+                    // one from being programmed (B34): find it by halving, leave it out.
+                    warn!(%detail, "iptables-restore refused the full sync; looking for the service ports it refuses");
+                    let bad = self.refused_ports(family, &ports);
+                    if bad.is_empty() {
+                        return Err(BackendError::Refused { detail });
+                    }
+                    let kept = ports.into_iter().filter(|(id, _)| !bad.iter().any(|(b, _)| b == id)).collect();
+                    self.refused.extend(bad.into_iter().map(|(id, detail)| Refusal { object: id.to_string(), detail }));
+                    self.full_family(family, kept)?
+                }
+                Err(e) => return Err(e),
+            };
         }
         self.started = true;
         Ok(operations)
+    }
+
+    /// One family's full restore; on success its ports become the committed state.
+    fn full_family(&mut self, family: IpFamily, ports: Vec<(ServicePortId, PortRules)>) -> Result<usize, BackendError> {
+        let mut fresh = FamilyTables::default();
+        let changes = ports.into_iter().map(|(id, p)| (id, Some(p))).collect();
+        let (mut input, _) = plan(&mut fresh, family, &self.config, changes, true);
+        if self.started {
+            // Chains committed before and no longer wanted.
+            let old = &self.families[slot(family)].committed;
+            input.deletes.extend(old.keys().filter(|k| !fresh.committed.contains_key(*k)).cloned());
+        } else {
+            adopt(&mut input, &parse_save(&self.tool.save(family)?), family, &self.config);
+        }
+        if !input.is_empty() {
+            self.tool.restore(family, &input.text())?;
+        }
+        self.families[slot(family)] = fresh;
+        Ok(input.operations())
+    }
+
+    /// The ports whose rules `iptables-restore --test` refuses, found by halving, each with
+    /// the tool's words.
+    fn refused_ports(&self, family: IpFamily, ports: &[(ServicePortId, PortRules)]) -> Vec<(ServicePortId, String)> {
+        let check = |part: &[(ServicePortId, PortRules)]| {
+            let mut scratch = FamilyTables::default();
+            let changes = part.iter().map(|(id, p)| (id.clone(), Some(p.clone()))).collect();
+            let (input, _) = plan(&mut scratch, family, &self.config, changes, true);
+            self.tool.test(family, &input.text())
+        };
+        let mut refused = Vec::new();
+        let mut pending = vec![ports];
+        while let Some(part) = pending.pop() {
+            if part.is_empty() {
+                continue;
+            }
+            match check(part) {
+                Ok(()) => {}
+                Err(e) if part.len() == 1 => refused.push((part[0].0.clone(), e.to_string())),
+                Err(_) => {
+                    let (a, b) = part.split_at(part.len() / 2);
+                    pending.push(a);
+                    pending.push(b);
+                }
+            }
+        }
+        refused
     }
 
     /// Only the touched ports re-rendered; only chains that changed sent.
@@ -249,7 +301,19 @@ fn adopt(
             }
         }
     }
-    for jump in jumps(family, config) {
+    let wanted = jumps(family, config);
+    // Jumps of ours no longer wanted (the configuration changed across the restart) go
+    // first: the chains they point at may be deleted below.
+    for table in Table::ALL {
+        let Some(saved) = found.get(table.name()) else { continue };
+        for (chain, spec) in &saved.rules {
+            let ours = spec.contains(JUMP_COMMENT) && spec.split_whitespace().last().is_some_and(is_ours);
+            if ours && !wanted.iter().any(|j| j.table == table && j.builtin == chain && same_jump(spec, &j.spec)) {
+                input.unjumps.push(Jump { table, builtin: builtin_name(chain), spec: spec.clone() });
+            }
+        }
+    }
+    for jump in wanted {
         let present = found
             .get(jump.table.name())
             .is_some_and(|t| t.rules.iter().any(|(c, spec)| c == jump.builtin && same_jump(spec, &jump.spec)));
@@ -293,7 +357,7 @@ impl Backend for IptablesBackend {
             endpoints: state.endpoint_count(),
             operations,
             kernel_objects,
-            refused: Vec::new(),
+            refused: self.refused.clone(),
         })
     }
 

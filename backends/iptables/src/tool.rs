@@ -46,23 +46,37 @@ impl Variant {
                 .unwrap_or(0)
         };
         let (nft, legacy) = (kube_lines(Variant::Nft), kube_lines(Variant::Legacy));
-        let chosen = if nft + legacy > 0 {
-            let v = if legacy > nft { Variant::Legacy } else { Variant::Nft };
-            info!(
-                variant = v.name(),
-                nft_kube_lines = nft,
-                legacy_kube_lines = legacy,
-                "iptables variant: the one holding KUBE- rules"
-            );
-            v
-        } else {
-            let version =
-                Command::new("iptables").arg("-V").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-            let v = if version.as_deref().is_ok_and(|s| s.contains("legacy")) { Variant::Legacy } else { Variant::Nft };
-            info!(variant = v.name(), system = %version.unwrap_or_default().trim(), "iptables variant: the system's `iptables`");
-            v
-        };
+        let version = Command::new("iptables")
+            .arg("-V")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let chosen = Variant::choose(nft, legacy, &version);
+        info!(
+            variant = chosen.name(),
+            nft_kube_lines = nft,
+            legacy_kube_lines = legacy,
+            system = %version,
+            "iptables variant chosen (the one holding KUBE- rules, else the system's `iptables`)"
+        );
         chosen
+    }
+
+    /// The choice [`Variant::detect`] makes from what it found: the variant with more
+    /// `KUBE-` lines in its nat table; with none, the one `iptables -V` names (`(legacy)`
+    /// or `(nf_tables)`); nft when nothing says.
+    pub fn choose(nft_kube_lines: usize, legacy_kube_lines: usize, system_version: &str) -> Variant {
+        if nft_kube_lines + legacy_kube_lines > 0 {
+            if legacy_kube_lines > nft_kube_lines {
+                Variant::Legacy
+            } else {
+                Variant::Nft
+            }
+        } else if system_version.contains("(legacy)") {
+            Variant::Legacy
+        } else {
+            Variant::Nft
+        }
     }
 }
 
@@ -127,5 +141,20 @@ impl IptablesRunner for IptablesTool {
             return Err(BackendError::Other(format!("{binary}: {}", String::from_utf8_lossy(&out.stderr).trim())));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_variant_holding_kube_rules_wins_else_the_systems() {
+        assert_eq!(Variant::choose(0, 12, "iptables v1.8.9 (nf_tables)"), Variant::Legacy);
+        assert_eq!(Variant::choose(30, 2, "iptables v1.8.9 (legacy)"), Variant::Nft);
+        assert_eq!(Variant::choose(0, 0, "iptables v1.8.9 (legacy)"), Variant::Legacy);
+        assert_eq!(Variant::choose(0, 0, "iptables v1.8.9 (nf_tables)"), Variant::Nft);
+        assert_eq!(Variant::choose(0, 0, ""), Variant::Nft);
+        assert_eq!(Variant::Legacy.binary(IpFamily::V6, "restore"), "ip6tables-legacy-restore");
     }
 }

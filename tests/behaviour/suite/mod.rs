@@ -4,11 +4,13 @@
 mod dispatch;
 mod dual_stack;
 mod lifecycle;
+mod localhost;
 mod selection;
 
 pub use dispatch::*;
 pub use dual_stack::*;
 pub use lifecycle::*;
+pub use localhost::*;
 pub use selection::*;
 
 use std::net::{IpAddr, SocketAddr};
