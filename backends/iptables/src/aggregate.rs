@@ -5,15 +5,16 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::render::port::{AddressRule, PortRule, PortRules};
+use crate::render::address_index::AddressIndex;
+use crate::render::port::{PortRule, PortRules};
 
 /// Counted contributions to the shared chains.
 #[derive(Debug, Default)]
 pub struct SharedRules {
     /// nat `KUBE-SERVICES` entries.
-    pub dispatch: BTreeMap<AddressRule, usize>,
+    pub dispatch: AddressIndex,
     /// filter `KUBE-SERVICES` entries.
-    pub rejects: BTreeMap<AddressRule, usize>,
+    pub rejects: AddressIndex,
     /// nat `KUBE-NODEPORTS` entries.
     pub node_ports: BTreeMap<PortRule, usize>,
     /// filter `KUBE-EXTERNAL-SERVICES` rules.
@@ -42,8 +43,8 @@ fn remove<K: Ord>(map: &mut BTreeMap<K, usize>, keys: &[K]) {
 impl SharedRules {
     /// Counts a port's contributions in.
     pub fn add(&mut self, p: &PortRules) {
-        add(&mut self.dispatch, &p.dispatch);
-        add(&mut self.rejects, &p.rejects);
+        p.dispatch.iter().for_each(|r| self.dispatch.add(r));
+        p.rejects.iter().for_each(|r| self.rejects.add(r));
         add(&mut self.node_ports, &p.node_ports);
         add(&mut self.node_port_rejects, &p.node_port_rejects);
         add(&mut self.local_endpoints, &p.local_endpoints);
@@ -51,8 +52,8 @@ impl SharedRules {
 
     /// Counts a port's contributions out.
     pub fn remove(&mut self, p: &PortRules) {
-        remove(&mut self.dispatch, &p.dispatch);
-        remove(&mut self.rejects, &p.rejects);
+        p.dispatch.iter().for_each(|r| self.dispatch.remove(r));
+        p.rejects.iter().for_each(|r| self.rejects.remove(r));
         remove(&mut self.node_ports, &p.node_ports);
         remove(&mut self.node_port_rejects, &p.node_port_rejects);
         remove(&mut self.local_endpoints, &p.local_endpoints);

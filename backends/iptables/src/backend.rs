@@ -199,10 +199,11 @@ impl IptablesBackend {
     }
 }
 
-/// How to take back a plan's changes to the in-memory tables when the kernel refused them.
+/// How to take back a plan's changes to the in-memory tables when the kernel refused them:
+/// the ports' old fragments and the old rules of each chain the plan wrote or deleted.
 struct Undo {
     ports: Vec<(ServicePortId, Option<PortRules>)>,
-    committed: BTreeMap<(Table, String), Vec<String>>,
+    committed: Vec<((Table, String), Option<Vec<String>>)>,
 }
 
 impl Undo {
@@ -216,7 +217,12 @@ impl Undo {
                 tables.ports.insert(id, old);
             }
         }
-        tables.committed = self.committed;
+        for (key, old) in self.committed {
+            match old {
+                Some(rules) => tables.committed.insert(key, rules),
+                None => tables.committed.remove(&key),
+            };
+        }
     }
 }
 
@@ -229,11 +235,15 @@ fn plan(
     changes: Vec<(ServicePortId, Option<PortRules>)>,
     full: bool,
 ) -> (RestoreInput, Undo) {
-    let mut undo = Undo { ports: Vec::new(), committed: if full { BTreeMap::new() } else { tables.committed.clone() } };
+    let mut undo = Undo { ports: Vec::new(), committed: Vec::new() };
     let mut own_before: BTreeSet<(Table, String)> = BTreeSet::new();
     let mut own_after: BTreeMap<(Table, String), Vec<String>> = BTreeMap::new();
+    let mut addresses: BTreeSet<std::net::IpAddr> = BTreeSet::new();
     for (id, new) in changes {
         let old = tables.ports.remove(&id);
+        for p in old.iter().chain(new.iter()) {
+            addresses.extend(p.dispatch.iter().chain(&p.rejects).map(|r| r.addr));
+        }
         if let Some(old) = &old {
             tables.shared.remove(old);
             own_before.extend(own_chains(old).map(|(k, _)| k));
@@ -245,8 +255,10 @@ fn plan(
         }
         undo.ports.push((id, old));
     }
-    let mut desired = shared_chains(family, config, &tables.shared);
-    let shared_names: BTreeSet<(Table, String)> = desired.keys().cloned().collect();
+    let addresses: Vec<std::net::IpAddr> = addresses.into_iter().collect();
+    let shared =
+        shared_chains(family, config, &tables.shared, if full { None } else { Some((&addresses, &tables.committed)) });
+    let mut desired = shared.chains;
     desired.extend(own_after);
     let mut input = RestoreInput::default();
     for (key, rules) in &desired {
@@ -255,28 +267,45 @@ fn plan(
         }
     }
     if !full {
-        // Shared chains gone (tree nodes merged away) and own chains of changed ports gone.
-        let gone_shared = tables
-            .committed
-            .keys()
-            .filter(|k| is_shared_name(&k.1) && !shared_names.contains(*k))
-            .cloned()
-            .collect::<Vec<_>>();
-        let gone_own = own_before.into_iter().filter(|k| !desired.contains_key(k));
-        input.deletes.extend(gone_shared.into_iter().chain(gone_own));
+        // Chains that must go: own chains of changed ports, tree nodes left empty, nodes
+        // below a node that became a leaf, NodePort tree nodes no longer built.
+        let mut gone: BTreeSet<(Table, String)> = own_before.into_iter().filter(|k| !desired.contains_key(k)).collect();
+        gone.extend(shared.empty.into_iter().filter(|k| tables.committed.contains_key(k)));
+        for (table, leaf) in &shared.leaves {
+            let prefix = if leaf == crate::render::SERVICES { "KUBE-DST-".to_owned() } else { leaf.clone() };
+            let below = tables
+                .committed
+                .range((*table, prefix.clone())..)
+                .take_while(|((t, n), _)| t == table && n.starts_with(&prefix))
+                .map(|(k, _)| k.clone())
+                .filter(|k| &k.1 != leaf && !desired.contains_key(k));
+            gone.extend(below.collect::<Vec<_>>());
+        }
+        // A tree built whole (its shape changed) and the NodePort tree (always built
+        // whole): their chains not built any more.
+        let rebuilt = |t: &Table, n: &str| n.starts_with("KUBE-DST-") && shared.rebuilt.contains(t);
+        gone.extend(
+            tables
+                .committed
+                .keys()
+                .filter(|(t, n)| (*t == Table::Nat && n.starts_with("KUBE-NP-")) || rebuilt(t, n))
+                .filter(|k| !desired.contains_key(*k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        input.deletes.extend(gone);
         for k in &input.deletes {
-            tables.committed.remove(k);
+            let old = tables.committed.remove(k);
+            undo.committed.push((k.clone(), old));
         }
     }
     for (key, rules) in &input.writes {
-        tables.committed.insert(key.clone(), rules.clone());
+        let old = tables.committed.insert(key.clone(), rules.clone());
+        if !full {
+            undo.committed.push((key.clone(), old));
+        }
     }
     (input, undo)
-}
-
-/// A shared (fixed or tree) chain's name, as opposed to a port's own.
-fn is_shared_name(name: &str) -> bool {
-    !crate::names::PORT_CHAIN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 fn own_chains(p: &PortRules) -> impl Iterator<Item = ((Table, String), &Vec<String>)> + '_ {

@@ -8,6 +8,7 @@
 //! ([`tree`]), so the first packet of a connection walks a few dozen rules, not one per
 //! service.
 
+pub mod address_index;
 pub mod port;
 pub mod tree;
 

@@ -13,7 +13,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::port::{AddressRule, PortRule};
+use super::address_index::{reversed, AddressIndex};
+use super::port::PortRule;
 
 /// A chain holding at most this many distinct addresses (or ports) is not split.
 pub const LEAF_SIZE: usize = 16;
@@ -38,54 +39,118 @@ fn low_bits_match(v6: bool, value: u128, depth: usize) -> String {
     }
 }
 
-/// The chains of an address tree: `root` (which gets `tail` appended, e.g. the jump to
-/// NodePorts) and `KUBE-DST-<nibbles>` below it. `rules` must be sorted (they are a
-/// `BTreeMap`'s keys).
-pub fn address_tree<'a>(
-    root: &str,
-    rules: impl IntoIterator<Item = &'a AddressRule>,
-    tail: Vec<String>,
-) -> Vec<(String, Vec<String>)> {
-    let rules: Vec<&AddressRule> = rules.into_iter().collect();
-    let v6 = rules.first().is_some_and(|r| r.addr.is_ipv6());
+/// What a computed tree node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// It holds the rules of its addresses; chains below it must not exist.
+    Leaf,
+    /// It jumps to its children by the next nibble.
+    Split,
+    /// No address is below it: its chain must not exist (never the root).
+    Empty,
+}
+
+/// One computed tree node: its chain's name and rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeNode {
+    /// `root` or `KUBE-DST-<nibbles>`.
+    pub name: String,
+    /// Its rules (the root's with `head` first and `tail` last).
+    pub rules: Vec<String>,
+    /// Leaf, split or empty.
+    pub kind: NodeKind,
+}
+
+/// The fixed rules of a tree's root: `head` before the tree's rules, `tail` after.
+#[derive(Clone, Copy, Debug)]
+pub struct Root<'a> {
+    /// The root chain's name (`KUBE-SERVICES`).
+    pub name: &'a str,
+    /// Rules before the tree's own.
+    pub head: &'a [String],
+    /// Rules after them (the jump to NodePorts, say).
+    pub tail: &'a [String],
+}
+
+/// Every node of the tree (a full sync).
+pub fn address_tree(index: &AddressIndex, root: Root<'_>) -> Vec<TreeNode> {
+    let v6 = index.is_v6();
     let mut out = Vec::new();
-    split(root.to_owned(), String::new(), &rules, 0, v6, &mut out);
-    if let Some(first) = out.first_mut() {
-        first.1.extend(tail);
+    let mut pending = vec![(0u128, 0usize)];
+    while let Some((prefix, depth)) = pending.pop() {
+        let node = node(index, root, prefix, depth, v6);
+        if node.kind == NodeKind::Split {
+            pending.extend(children(index, prefix, depth).into_iter().map(|(child, _)| (child, depth + 1)));
+        }
+        out.push(node);
     }
     out
 }
 
-fn split(
-    name: String,
-    path: String,
-    rules: &[&AddressRule],
-    depth: usize,
-    v6: bool,
-    out: &mut Vec<(String, Vec<String>)>,
-) {
-    let mut addresses: Vec<IpAddr> = rules.iter().map(|r| r.addr).collect();
-    addresses.dedup();
-    if addresses.len() <= LEAF_SIZE || depth == MAX_DEPTH {
-        let mut sorted = rules.to_vec();
-        sorted.sort_by(|a, b| (bits(a.addr), a.order, &a.rule).cmp(&(bits(b.addr), b.order, &b.rule)));
-        out.push((name, sorted.into_iter().map(|r| r.rule.clone()).collect()));
-        return;
+/// Only the nodes on the paths to `addresses` (a partial sync): whatever changed for those
+/// addresses, these are the only chains that can differ.
+pub fn address_paths(index: &AddressIndex, root: Root<'_>, addresses: &[IpAddr]) -> Vec<TreeNode> {
+    let v6 = index.is_v6() || addresses.first().is_some_and(IpAddr::is_ipv6);
+    let mut out: BTreeMap<String, TreeNode> = BTreeMap::new();
+    for addr in addresses {
+        let key = reversed(*addr);
+        for depth in 0..=MAX_DEPTH {
+            let node = node(index, root, key, depth, v6);
+            let kind = node.kind;
+            out.insert(node.name.clone(), node);
+            if kind != NodeKind::Split {
+                break;
+            }
+        }
     }
-    let mut buckets: BTreeMap<u8, Vec<&AddressRule>> = BTreeMap::new();
-    for r in rules {
-        let nibble = ((bits(r.addr) >> (4 * depth)) & 0xf) as u8;
-        buckets.entry(nibble).or_default().push(r);
+    out.into_values().collect()
+}
+
+fn node_name(root: &str, prefix: u128, depth: usize) -> String {
+    if depth == 0 {
+        return root.to_owned();
     }
-    let at = out.len();
-    out.push((name, Vec::new()));
-    for (nibble, part) in buckets {
-        let child_path = format!("{path}{nibble:X}");
-        let child = format!("KUBE-DST-{child_path}");
-        let value = bits(part[0].addr);
-        out[at].1.push(format!("{} -j {child}", low_bits_match(v6, value, depth + 1)));
-        split(child, child_path, &part, depth + 1, v6, out);
+    let path: String = (0..depth).map(|i| format!("{:X}", (prefix >> (124 - 4 * i)) & 0xf)).collect();
+    format!("KUBE-DST-{path}")
+}
+
+/// The children present below a split node: (child prefix, one address below it).
+fn children(index: &AddressIndex, prefix: u128, depth: usize) -> Vec<(u128, IpAddr)> {
+    let shift = 124 - 4 * depth as u32;
+    let base = if depth == 0 { 0 } else { (prefix >> (shift + 4)) << (shift + 4) };
+    (0..16u128)
+        .filter_map(|nibble| {
+            let child = base | (nibble << shift);
+            index.node(child, depth + 1).next().map(|(_, (addr, _))| (child, *addr))
+        })
+        .collect()
+}
+
+fn node(index: &AddressIndex, root: Root<'_>, prefix: u128, depth: usize, v6: bool) -> TreeNode {
+    let name = node_name(root.name, prefix, depth);
+    let distinct = index.node(prefix, depth).take(LEAF_SIZE + 1).count();
+    let (kind, mut rules) = if distinct == 0 && depth > 0 {
+        (NodeKind::Empty, Vec::new())
+    } else if distinct <= LEAF_SIZE || depth == MAX_DEPTH {
+        let rules =
+            index.node(prefix, depth).flat_map(|(_, (_, rules))| rules.keys().map(|r| r.rule.clone())).collect();
+        (NodeKind::Leaf, rules)
+    } else {
+        let rules = children(index, prefix, depth)
+            .into_iter()
+            .map(|(child, addr)| {
+                format!("{} -j {}", low_bits_match(v6, bits(addr), depth + 1), node_name(root.name, child, depth + 1))
+            })
+            .collect();
+        (NodeKind::Split, rules)
+    };
+    if depth == 0 {
+        let mut all = root.head.to_vec();
+        all.append(&mut rules);
+        all.extend(root.tail.iter().cloned());
+        rules = all;
     }
+    TreeNode { name, rules, kind }
 }
 
 /// The chains of the NodePort tree: `root` and `KUBE-NP-<protocol>-<range>` below it,
@@ -133,37 +198,54 @@ fn split_ports(parent: usize, protocol: &str, rules: &[&PortRule], shift: u32, o
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::port::AddressRule;
 
-    fn rule(addr: &str, port: u16) -> AddressRule {
-        AddressRule { addr: addr.parse().unwrap(), order: 0, rule: format!("-d {addr} --dport {port} -j X") }
+    fn index(addresses: impl IntoIterator<Item = u32>) -> AddressIndex {
+        let mut index = AddressIndex::default();
+        for a in addresses {
+            let addr = IpAddr::V4(std::net::Ipv4Addr::from(a));
+            index.add(&AddressRule { addr, order: 0, rule: format!("-d {addr} -j X") });
+        }
+        index
     }
+
+    const ROOT: Root<'static> = Root { name: "KUBE-SERVICES", head: &[], tail: &[] };
 
     #[test]
     fn a_small_set_stays_in_the_root() {
-        let rules: Vec<_> = (0..16).map(|i| rule(&format!("10.96.0.{i}"), 80)).collect();
-        let chains = address_tree("KUBE-SERVICES", &rules, vec!["-j TAIL".into()]);
-        assert_eq!(chains.len(), 1);
-        assert_eq!(chains[0].1.len(), 17);
-        assert_eq!(chains[0].1.last().unwrap(), "-j TAIL");
+        let tail = vec!["-j TAIL".to_owned()];
+        let nodes = address_tree(&index((0..16).map(|i| 0x0a60_0000 + i)), Root { tail: &tail, ..ROOT });
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].rules.len(), 17);
+        assert_eq!(nodes[0].rules.last().unwrap(), "-j TAIL");
     }
 
     #[test]
     fn a_large_set_is_split_by_low_nibbles_and_every_rule_is_kept_once() {
-        let rules: Vec<_> =
-            (0..1000u32).map(|i| rule(&std::net::Ipv4Addr::from(0x0a60_0000 + i).to_string(), 80)).collect();
-        let chains = address_tree("KUBE-SERVICES", &rules, Vec::new());
-        let root = &chains[0].1;
-        assert_eq!(root.len(), 16, "{root:?}");
-        assert_eq!(root[5], "-d 0.0.0.5/0.0.0.15 -j KUBE-DST-5");
-        let leaves: usize = chains.iter().map(|(_, r)| r.iter().filter(|r| !r.contains("KUBE-DST-")).count()).sum();
+        let nodes = address_tree(&index((0..1000).map(|i| 0x0a60_0000 + i)), ROOT);
+        let root = nodes.iter().find(|n| n.name == "KUBE-SERVICES").unwrap();
+        assert_eq!(root.rules.len(), 16, "{:?}", root.rules);
+        assert_eq!(root.rules[5], "-d 0.0.0.5/0.0.0.15 -j KUBE-DST-5");
+        let leaves: usize = nodes.iter().filter(|n| n.kind == NodeKind::Leaf).map(|n| n.rules.len()).sum();
         assert_eq!(leaves, 1000);
-        // The deepest walk: one rule per level, then a leaf of at most 16 addresses.
-        let longest = chains.iter().map(|(_, r)| r.len()).max().unwrap();
-        assert!(longest <= LEAF_SIZE, "{longest}");
-        assert!(chains
-            .iter()
-            .any(|(n, r)| n == "KUBE-DST-5" && r.iter().any(|x| x.contains("/0.0.0.255 -j KUBE-DST-5"))));
-        assert!(chains.iter().all(|(n, _)| n.len() <= 28));
+        assert!(nodes.iter().all(|n| n.rules.len() <= LEAF_SIZE && n.name.len() <= 28));
+        let five = nodes.iter().find(|n| n.name == "KUBE-DST-5").unwrap();
+        assert!(five.rules.iter().any(|r| r == "-d 0.0.0.165/0.0.0.255 -j KUBE-DST-5A"), "{:?}", five.rules);
+    }
+
+    #[test]
+    fn the_paths_of_some_addresses_are_exactly_those_nodes_of_the_full_tree() {
+        let idx = index((0..1000).map(|i| 0x0a60_0000 + i * 7));
+        let full = address_tree(&idx, ROOT);
+        let some: Vec<IpAddr> = [0x0a60_0000u32 + 21, 0x0a60_0000 + 700].map(|a| IpAddr::V4(a.into())).to_vec();
+        let paths = address_paths(&idx, ROOT, &some);
+        assert!(paths.len() >= 3);
+        for node in &paths {
+            assert!(full.contains(node), "{} differs from the full tree", node.name);
+        }
+        // An address no longer there: its path ends in an empty node.
+        let gone = address_paths(&idx, ROOT, &[IpAddr::V4(0x0a60_0001.into())]);
+        assert!(gone.iter().any(|n| n.kind == NodeKind::Empty || n.kind == NodeKind::Leaf));
     }
 
     #[test]
