@@ -14,7 +14,7 @@ use crate::aggregate::SharedRules;
 use crate::desired::shared_chains;
 use crate::names::is_ours;
 use crate::render::port::{render_port, PortRules};
-use crate::render::{jumps, IptConfig, Jump, Table, JUMP_COMMENT};
+use crate::render::{jumps, IptConfig, Jump, Table, JUMP_COMMENT, LARGE_CLUSTER_PORTS};
 use crate::restore::{parse_save, RestoreInput};
 use crate::tool::{IptablesRunner, IptablesTool, Variant};
 
@@ -39,6 +39,8 @@ pub struct IptablesBackend {
     udp_flows: UdpFlows,
     conntrack: ConntrackTool,
     refused: Vec<Refusal>,
+    /// Whether comments were asked for (the config's `comments` follows the state's size).
+    comments_wanted: bool,
 }
 
 fn slot(family: IpFamily) -> usize {
@@ -56,6 +58,7 @@ impl IptablesBackend {
     /// A backend driving iptables through `runner` (tests use a fake).
     pub fn with_runner(config: IptConfig, runner: Box<dyn IptablesRunner>) -> IptablesBackend {
         IptablesBackend {
+            comments_wanted: config.comments,
             config,
             tool: runner,
             families: Default::default(),
@@ -70,6 +73,7 @@ impl IptablesBackend {
     /// The restore input of a first sync into empty tables, per family: what `kube-ferry
     /// render --mode iptables` prints.
     pub fn render_inputs(state: &ProxyState, config: &IptConfig) -> String {
+        let config = &IptConfig { comments: config.comments && state.len() <= LARGE_CLUSTER_PORTS, ..config.clone() };
         let mut out = String::new();
         for family in FAMILIES {
             let mut tables = FamilyTables::default();
@@ -90,6 +94,16 @@ impl IptablesBackend {
     /// failure). On start, the tables are read once: kube-ferry chains of services gone
     /// meanwhile are deleted, and missing jump rules inserted.
     fn sync_full(&mut self, state: &ProxyState) -> Result<usize, BackendError> {
+        let comments = self.comments_wanted && state.len() <= LARGE_CLUSTER_PORTS;
+        if comments != self.config.comments {
+            info!(
+                service_ports = state.len(),
+                comments,
+                "rule comments {}",
+                if comments { "on" } else { "off (large cluster)" }
+            );
+            self.config.comments = comments;
+        }
         if !self.started && self.config.localhost_nodeports {
             // B12: 127.0.0.1:nodePort needs route_localnet (the guard chain drops martians).
             if let Err(e) = std::fs::write("/proc/sys/net/ipv4/conf/all/route_localnet", "1") {
@@ -261,12 +275,18 @@ fn plan(
     let mut desired = shared.chains;
     desired.extend(own_after);
     let mut input = RestoreInput::default();
+    if full {
+        // Everything is written: the desired chains become the committed ones as they are.
+        input.writes = desired.clone();
+        tables.committed = desired;
+        return (input, undo);
+    }
     for (key, rules) in &desired {
-        if full || tables.committed.get(key) != Some(rules) {
+        if tables.committed.get(key) != Some(rules) {
             input.writes.insert(key.clone(), rules.clone());
         }
     }
-    if !full {
+    {
         // Chains that must go: own chains of changed ports, tree nodes left empty, nodes
         // below a node that became a leaf, NodePort tree nodes no longer built.
         let mut gone: BTreeSet<(Table, String)> = own_before.into_iter().filter(|k| !desired.contains_key(k)).collect();
@@ -301,9 +321,7 @@ fn plan(
     }
     for (key, rules) in &input.writes {
         let old = tables.committed.insert(key.clone(), rules.clone());
-        if !full {
-            undo.committed.push((key.clone(), old));
-        }
+        undo.committed.push((key.clone(), old));
     }
     (input, undo)
 }

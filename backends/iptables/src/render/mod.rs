@@ -31,7 +31,15 @@ pub struct IptConfig {
     /// `--iptables-localhost-nodeports`: NodePorts answer on 127.0.0.1 too (B12), with
     /// `route_localnet` and the martian-source guard.
     pub localhost_nodeports: bool,
+    /// Whether rules carry `-m comment` naming their service port. The backend turns them
+    /// off above [`LARGE_CLUSTER_PORTS`] service ports.
+    pub comments: bool,
 }
+
+/// Above this many service ports rules carry no comments (kube-proxy's "large cluster
+/// mode" does the same above 1,000 endpoints): with the legacy variant each comment is
+/// ~300 bytes of the table the kernel copies on every change.
+pub const LARGE_CLUSTER_PORTS: usize = 1000;
 
 impl Default for IptConfig {
     fn default() -> Self {
@@ -42,6 +50,7 @@ impl Default for IptConfig {
             drop_bit: 15,
             nodeport_cidrs: Vec::new(),
             localhost_nodeports: true,
+            comments: true,
         }
     }
 }

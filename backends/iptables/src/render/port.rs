@@ -72,6 +72,9 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
     let clu = port_chain("KUBE-CLU", id);
     let cluster_cidr = config.cluster_cidr(id.family);
     let frontend = |addr: IpAddr| format!("-d {} {pm} --dport {}", host(addr), port.port);
+    // Comments name the service port in `iptables-save`; above LARGE_CLUSTER_PORTS they are
+    // left out, as kube-proxy does, since each costs the legacy variant ~300 bytes of table.
+    let c = |what: &str| if config.comments { format!(" {}", comment(id, port.port, what)) } else { String::new() };
 
     // Internal traffic: masquerade what comes from outside the cluster network (B22,
     // B23), then choose among the internal endpoints (B13, B14, B16).
@@ -87,10 +90,10 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
     out.dispatch.push(AddressRule {
         addr: port.cluster_ip,
         order: 0,
-        rule: format!("{} {} -j {svc}", frontend(port.cluster_ip), comment(id, port.port, "cluster IP")),
+        rule: format!("{}{} -j {svc}", frontend(port.cluster_ip), c("cluster IP")),
     });
     if internal.is_empty() {
-        out.rejects.push(no_endpoints(id, port, port.cluster_ip, &frontend(port.cluster_ip)));
+        out.rejects.push(no_endpoints(port, port.cluster_ip, &frontend(port.cluster_ip), &c("no endpoints")));
     }
     // B11: other ports and protocols on a live ClusterIP.
     out.rejects.push(AddressRule {
@@ -141,7 +144,7 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
             .filter(|r| IpFamily::of(&r.addr()) == id.family)
             .map(|r| format!("-s {r} -j {ext}"))
             .collect();
-        rules.push(format!("{} -j {MARK_DROP}", comment(id, port.port, "outside the source ranges")));
+        rules.push(format!("{} -j {MARK_DROP}", c("outside the source ranges").trim_start()));
         out.nat.push((fw.clone(), rules));
     }
     for addr in port.external_ips.iter().chain(&port.load_balancer_ips) {
@@ -149,22 +152,21 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
         out.dispatch.push(AddressRule {
             addr: *addr,
             order: 0,
-            rule: format!("{} {} -j {target}", frontend(*addr), comment(id, port.port, "external")),
+            rule: format!("{}{} -j {target}", frontend(*addr), c("external")),
         });
         if external_empty {
-            out.rejects.push(no_endpoints(id, port, *addr, &frontend(*addr)));
+            out.rejects.push(no_endpoints(port, *addr, &frontend(*addr), &c("no endpoints")));
         }
     }
     if let Some(np) = port.node_port {
         out.node_ports.push(PortRule {
             protocol: proto,
             port: np,
-            rule: format!("{pm} --dport {np} {} -j {ext}", comment(id, port.port, "node port")),
+            rule: format!("{pm} --dport {np}{} -j {ext}", c("node port")),
         });
         if external_empty {
             let verdict = if port.has_serving_endpoints() { "DROP" } else { "REJECT" };
-            out.node_port_rejects
-                .push(format!("{pm} --dport {np} {} -j {verdict}", comment(id, port.port, "no endpoints")));
+            out.node_port_rejects.push(format!("{pm} --dport {np}{} -j {verdict}", c("no endpoints")));
         }
     }
     out
@@ -172,9 +174,9 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
 
 /// The reject (no endpoint can serve, B19) or drop (some can, not for this policy: B16,
 /// B17) of one frontend.
-fn no_endpoints(id: &ServicePortId, port: &ServicePort, addr: IpAddr, frontend: &str) -> AddressRule {
+fn no_endpoints(port: &ServicePort, addr: IpAddr, frontend: &str, comment: &str) -> AddressRule {
     let verdict = if port.has_serving_endpoints() { "DROP" } else { "REJECT" };
-    AddressRule { addr, order: 0, rule: format!("{frontend} {} -j {verdict}", comment(id, port.port, "no endpoints")) }
+    AddressRule { addr, order: 0, rule: format!("{frontend}{comment} -j {verdict}") }
 }
 
 /// The rules that DNAT to one of `eps`, evenly at random (B14): rule k of N fires with
@@ -184,8 +186,10 @@ fn no_endpoints(id: &ServicePortId, port: &ServicePort, addr: IpAddr, frontend: 
 fn choice(id: &ServicePortId, port: &ServicePort, eps: &[&Endpoint], role: &str) -> Vec<String> {
     let proto = port.protocol.as_str();
     let mut rules = Vec::new();
-    let lists: Vec<String> =
-        eps.iter().map(|ep| format!("KUBE-SEP-{}-{role}", endpoint_hash(id, ep.ip, ep.port))).collect();
+    let lists: Vec<String> = match port.affinity {
+        Some(_) => eps.iter().map(|ep| format!("KUBE-SEP-{}-{role}", endpoint_hash(id, ep.ip, ep.port))).collect(),
+        None => vec![String::new(); eps.len()],
+    };
     if let Some(affinity) = port.affinity {
         for (ep, list) in eps.iter().zip(&lists) {
             rules.push(format!(
