@@ -99,6 +99,15 @@ pub struct IptablesTool {
 
 impl IptablesTool {
     fn run(&self, family: IpFamily, args: &[&str], input: &str) -> Result<(), BackendError> {
+        self.run_fed(family, args, &mut |out| out.write_all(input.as_bytes()))
+    }
+
+    fn run_fed(
+        &self,
+        family: IpFamily,
+        args: &[&str],
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), BackendError> {
         let binary = self.variant.binary(family, "restore");
         let mut child = Command::new(&binary)
             .args(args)
@@ -109,15 +118,27 @@ impl IptablesTool {
             .map_err(|e| {
                 BackendError::Other(format!("cannot run {binary} ({e}); install the Debian package iptables"))
             })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // A write error shows up as the tool's own failure below.
-            let _ = stdin.write_all(input.as_bytes());
+        // stderr is read on a thread of its own while stdin is written, so a tool that
+        // complains a lot cannot block on a full pipe while kube-ferry blocks on stdin.
+        let stderr = child.stderr.take();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut e) = stderr {
+                let _ = std::io::Read::read_to_string(&mut e, &mut text);
+            }
+            text
+        });
+        let mut written = Ok(());
+        if let Some(stdin) = child.stdin.take() {
+            let mut buffered = std::io::BufWriter::with_capacity(1 << 16, stdin);
+            // A write error (the tool stopped reading) shows up as its failure below.
+            written = write(&mut buffered).and_then(|()| buffered.flush());
         }
         let out = child.wait_with_output().map_err(|e| BackendError::Other(format!("{binary}: {e}")))?;
+        let stderr = reader.join().unwrap_or_default();
         if out.status.success() {
-            return Ok(());
+            return written.map_err(|e| BackendError::Other(format!("{binary}: writing its input: {e}")));
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
         let detail: Vec<&str> = stderr.lines().take(12).collect();
         Err(BackendError::Refused { detail: format!("{binary}: {}", detail.join("\n")) })
     }

@@ -31,6 +31,11 @@ fn apply(chains: &mut Chains, input: &str) -> Result<(), String> {
             next.insert((table.clone(), name.to_owned()), Vec::new());
         } else if let Some(rule) = line.strip_prefix("-A ") {
             let (chain, spec) = rule.split_once(' ').unwrap();
+            if let Some(target) = spec.rsplit("-j ").next().filter(|t| t.starts_with("KUBE-")) {
+                if !next.contains_key(&(table.clone(), target.trim().to_owned())) {
+                    return Err(format!("-A {chain}: target {target} does not exist (yet)"));
+                }
+            }
             match next.get_mut(&(table.clone(), chain.to_owned())) {
                 Some(rules) => rules.push(spec.to_owned()),
                 None => return Err(format!("-A to missing chain {chain}")),

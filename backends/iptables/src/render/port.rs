@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use ferry_model::{Endpoint, IpFamily, ServicePort, ServicePortId};
 
 use super::{IptConfig, MARK_DROP, MARK_MASQ};
-use crate::names::{comment, endpoint_hash, port_chain};
+use crate::names::{comment, endpoint_hash, port_hash};
 
 /// A rule in an address-dispatched chain (nat or filter `KUBE-SERVICES`): the tree puts
 /// it in the leaf for `addr`; within a leaf rules sort by (`addr`, `order`, text).
@@ -67,9 +67,9 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
     let mut out = PortRules::default();
     let proto = port.protocol.as_str();
     let pm = format!("-p {proto} -m {proto}");
-    let svc = port_chain("KUBE-SVC", id);
-    let ext = port_chain("KUBE-EXT", id);
-    let clu = port_chain("KUBE-CLU", id);
+    // One hash for all of the port's chain names.
+    let hash = port_hash(id);
+    let svc = format!("KUBE-SVC-{hash}");
     let cluster_cidr = config.cluster_cidr(id.family);
     let frontend = |addr: IpAddr| format!("-d {} {pm} --dport {}", host(addr), port.port);
     // Comments name the service port in `iptables-save`; above LARGE_CLUSTER_PORTS they are
@@ -109,6 +109,8 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
     if !port.externally_accessible() {
         return out;
     }
+    let ext = format!("KUBE-EXT-{hash}");
+    let clu = format!("KUBE-CLU-{hash}");
     let cluster_target = if port.internal_policy_local {
         let all: Vec<&Endpoint> = port.cluster_endpoints().collect();
         out.nat.push((clu.clone(), choice(id, port, &all, "clu")));
@@ -135,7 +137,7 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
     let external_empty = port.external_endpoints().next().is_none();
     // B10: a load-balancer IP with source ranges goes through its KUBE-FW- chain first:
     // sources inside go on to KUBE-EXT-, the rest are marked, and dropped in filter.
-    let fw = port_chain("KUBE-FW", id);
+    let fw = format!("KUBE-FW-{hash}");
     let firewalled = !port.load_balancer_source_ranges.is_empty() && !port.load_balancer_ips.is_empty();
     if firewalled {
         let mut rules: Vec<String> = port
