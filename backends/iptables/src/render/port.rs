@@ -80,9 +80,12 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
     // B23), then choose among the internal endpoints (B13, B14, B16).
     let mut svc_rules = Vec::new();
     if config.masquerade_all {
-        svc_rules.push(format!("{} -j {MARK_MASQ}", frontend(port.cluster_ip)));
+        svc_rules.push(format!("-j {MARK_MASQ}"));
     } else if let Some(cidr) = cluster_cidr {
-        svc_rules.push(format!("! -s {cidr} {} -j {MARK_MASQ}", frontend(port.cluster_ip)));
+        // No address or port match: only this port's traffic enters the chain (external
+        // traffic coming through KUBE-EXT- is marked there already), and each match
+        // costs the legacy variant table space it copies on every change.
+        svc_rules.push(format!("! -s {cidr} -j {MARK_MASQ}"));
     }
     let internal: Vec<&Endpoint> = port.internal_endpoints().collect();
     svc_rules.extend(choice(id, port, &internal, "svc"));
