@@ -57,20 +57,24 @@ fn host_name() -> anyhow::Result<String> {
     Ok(name.trim().to_lowercase())
 }
 
+/// The `--nodeport-addresses` CIDRs (`primary` is warned about where the backend is made).
+fn nodeport_cidrs(args: &RunArgs) -> Vec<ipnet::IpNet> {
+    use kube_ferry::cli::NodePortAddress;
+    args.nodeport_addresses
+        .iter()
+        .filter_map(|a| match a {
+            NodePortAddress::Cidr(c) => Some(*c),
+            NodePortAddress::Primary => None,
+        })
+        .collect()
+}
+
 /// The nftables backend's configuration from the flags.
 fn nft_config(args: &RunArgs) -> ferry_nftables::NftConfig {
-    use kube_ferry::cli::NodePortAddress;
     ferry_nftables::NftConfig {
         cluster_cidrs: args.cluster_cidr.clone(),
         masquerade_all: args.masquerade_all,
-        nodeport_cidrs: args
-            .nodeport_addresses
-            .iter()
-            .filter_map(|a| match a {
-                NodePortAddress::Cidr(c) => Some(*c),
-                NodePortAddress::Primary => None,
-            })
-            .collect(),
+        nodeport_cidrs: nodeport_cidrs(args),
         full_sync_period: args.nftables_full_sync_period,
         ..ferry_nftables::NftConfig::default()
     }
@@ -78,19 +82,11 @@ fn nft_config(args: &RunArgs) -> ferry_nftables::NftConfig {
 
 /// The iptables backend's configuration from the flags.
 fn ipt_config(args: &RunArgs) -> ferry_iptables::IptConfig {
-    use kube_ferry::cli::NodePortAddress;
     ferry_iptables::IptConfig {
         cluster_cidrs: args.cluster_cidr.clone(),
         masquerade_all: args.masquerade_all,
         masquerade_bit: args.iptables_masquerade_bit,
-        nodeport_cidrs: args
-            .nodeport_addresses
-            .iter()
-            .filter_map(|a| match a {
-                NodePortAddress::Cidr(c) => Some(*c),
-                NodePortAddress::Primary => None,
-            })
-            .collect(),
+        nodeport_cidrs: nodeport_cidrs(args),
         localhost_nodeports: args.iptables_localhost_nodeports,
         ..ferry_iptables::IptConfig::default()
     }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferry_conntrack::{ConntrackTool, UdpFlows};
 use ferry_model::{
-    Backend, BackendError, CleanupReport, IpFamily, ProxyState, Refusal, ServicePortId, StateDiff, SyncReport,
-    SyncRequest,
+    find_refused, Backend, BackendError, CleanupReport, IpFamily, ProxyState, Refusal, ServicePortId, StateDiff,
+    SyncReport, SyncRequest,
 };
 use tracing::{debug, info, warn};
 
@@ -167,23 +167,7 @@ impl IptablesBackend {
             let (input, _) = plan(&mut scratch, family, &self.config, changes, true);
             self.tool.test(family, &input.text())
         };
-        let mut refused = Vec::new();
-        let mut pending = vec![ports];
-        while let Some(part) = pending.pop() {
-            if part.is_empty() {
-                continue;
-            }
-            match check(part) {
-                Ok(()) => {}
-                Err(e) if part.len() == 1 => refused.push((part[0].0.clone(), e.to_string())),
-                Err(_) => {
-                    let (a, b) = part.split_at(part.len() / 2);
-                    pending.push(a);
-                    pending.push(b);
-                }
-            }
-        }
-        refused
+        find_refused(ports, check).into_iter().map(|((id, _), detail)| (id.clone(), detail)).collect()
     }
 
     /// Only the touched ports re-rendered; only chains that changed sent.

@@ -39,6 +39,30 @@ pub struct Refusal {
     pub detail: String,
 }
 
+/// The items of `items` that `check` refuses, found by halving (a refused half is split
+/// again; an accepted one is done), so one bad service port among thousands costs a few
+/// dozen checks, not thousands. Each refused item comes with the words of its check. The
+/// backends use it to leave out what the kernel refuses and program the rest (B34).
+pub fn find_refused<T>(items: &[T], mut check: impl FnMut(&[T]) -> Result<(), BackendError>) -> Vec<(&T, String)> {
+    let mut refused = Vec::new();
+    let mut pending = vec![items];
+    while let Some(part) = pending.pop() {
+        if part.is_empty() {
+            continue;
+        }
+        match check(part) {
+            Ok(()) => {}
+            Err(e) if part.len() == 1 => refused.push((&part[0], e.to_string())),
+            Err(_) => {
+                let (a, b) = part.split_at(part.len() / 2);
+                pending.push(a);
+                pending.push(b);
+            }
+        }
+    }
+    refused
+}
+
 /// What a cleanup removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CleanupReport {
@@ -85,4 +109,28 @@ pub trait Backend: Send {
 
     /// Removes everything this backend ever created (B28), and nothing else (B27).
     fn cleanup(&mut self) -> Result<CleanupReport, BackendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_items_are_found_by_halving() {
+        let items: Vec<u32> = (0..1000).collect();
+        let mut checks = 0;
+        let refused = find_refused(&items, |part| {
+            checks += 1;
+            match part.iter().find(|i| **i == 3 || **i == 777) {
+                Some(i) => Err(BackendError::Refused { detail: format!("item {i}") }),
+                None => Ok(()),
+            }
+        });
+        let mut found: Vec<u32> = refused.iter().map(|(i, _)| **i).collect();
+        found.sort();
+        assert_eq!(found, [3, 777]);
+        assert!(refused.iter().all(|(i, d)| d.contains(&format!("item {i}"))));
+        assert!(checks <= 2 * 2 * 11, "{checks} checks");
+        assert!(find_refused(&items, |_| Ok(())).is_empty());
+    }
 }

@@ -33,7 +33,7 @@ pub mod select;
 pub mod spec;
 pub mod state;
 
-pub use backend::{Backend, BackendError, CleanupReport, Refusal, SyncReport, SyncRequest};
+pub use backend::{find_refused, Backend, BackendError, CleanupReport, Refusal, SyncReport, SyncRequest};
 pub use build::StateBuilder;
 pub use diff::{EndpointChanges, PortChange, StateDiff};
 pub use name::{ObjectKind, ObjectRef, ServiceName, ServicePortId, SliceName};

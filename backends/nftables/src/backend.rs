@@ -2,7 +2,9 @@
 //! sends the difference to the kernel as one transaction per family.
 
 use ferry_conntrack::{ConntrackTool, UdpFlows};
-use ferry_model::{Backend, BackendError, CleanupReport, ProxyState, Refusal, ServicePortId, SyncReport, SyncRequest};
+use ferry_model::{
+    find_refused, Backend, BackendError, CleanupReport, ProxyState, Refusal, ServicePortId, SyncReport, SyncRequest,
+};
 use tracing::{debug, warn};
 
 use crate::adopt::{existing_objects, ExistingObjects};
@@ -182,23 +184,7 @@ impl NftablesBackend {
                 .map_err(|e| BackendError::Other(format!("writing the script: {e}")))?;
             self.tool.check(&String::from_utf8_lossy(&text))
         };
-        let mut refused = Vec::new();
-        let mut pending = vec![fragments];
-        while let Some(part) = pending.pop() {
-            if part.is_empty() {
-                continue;
-            }
-            match check(part) {
-                Ok(()) => {}
-                Err(e) if part.len() == 1 => refused.push((part[0].0.clone(), e.to_string())),
-                Err(_) => {
-                    let (a, b) = part.split_at(part.len() / 2);
-                    pending.push(a);
-                    pending.push(b);
-                }
-            }
-        }
-        refused
+        find_refused(fragments, check).into_iter().map(|((id, _), detail)| (id.clone(), detail)).collect()
     }
 
     /// Only the touched service ports, re-rendered and diffed against their fragments.
