@@ -86,3 +86,19 @@ fn render_prints_the_nftables_transaction_for_the_flags_given() {
         "the cluster CIDR shapes the masquerade rules (B22):\n{out}"
     );
 }
+
+#[test]
+fn render_prints_the_iptables_restore_input_for_the_flags_given() {
+    let (ok, out, err) = kube_ferry(&["render", "--mode", "iptables", "--cluster-cidr", "10.244.0.0/16"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("# iptables-restore --noflush\n*nat\n") && out.contains("# ip6tables-restore --noflush"),
+        "{out}"
+    );
+    assert!(out.contains("-I PREROUTING 1 -m comment --comment kube-ferry -j KUBE-SERVICES"), "{out}");
+    assert!(
+        out.contains("! -s 10.244.0.0/16 -j KUBE-MARK-MASQ"),
+        "the cluster CIDR shapes the masquerade rules (B22):\n{out}"
+    );
+    assert!(out.contains("--comment \"demo/web:http cluster IP\""), "rules name their service port:\n{out}");
+}
