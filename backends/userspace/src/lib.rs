@@ -2,8 +2,11 @@
 //!
 //! Built so far: [`balancer`], the endpoint choice (round-robin, ClientIP affinity with an
 //! idle timeout, failed endpoints skipped), pure and clock-free so it is tested
-//! deterministically. The listeners and the copy loops are next.
+//! deterministically; [`tcp`], connecting with escalating timeouts and retry on the next
+//! endpoint, and the copy both ways with half-close and an idle timeout. The listeners per
+//! service address, UDP, limits and the backend are next.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod balancer;
+pub mod tcp;

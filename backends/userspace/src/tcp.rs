@@ -1,0 +1,188 @@
+//! TCP through one service port: an endpoint chosen by the [`Balancer`], connected with
+//! escalating timeouts and moved past on failure, then bytes copied both ways.
+//!
+//! Guarantees:
+//! - Connection attempts use [`CONNECT_TIMEOUTS`] in turn (250 ms, 500 ms, 1 s, 2 s), each on
+//!   the next endpoint not yet failed; when every endpoint failed (or there is none) the
+//!   client is closed at once.
+//! - Half-close: when one side ends its stream, the other side's write half is shut down
+//!   and the other direction keeps flowing until it ends too.
+//! - A connection idle (no byte either way) for `idle` is closed.
+//! - Buffers are bounded: one fixed buffer per direction.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::balancer::Balancer;
+
+/// The timeouts of successive connection attempts (each on another endpoint).
+pub const CONNECT_TIMEOUTS: [Duration; 4] =
+    [Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2)];
+
+/// The copy buffer of one direction.
+const BUFFER: usize = 16 * 1024;
+
+/// Seconds on the process's monotonic clock, for the balancer's affinity timeouts.
+pub fn now_seconds() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs()
+}
+
+/// Connects to an endpoint for `client`, retrying on the next one on failure. Returns the
+/// stream and the endpoint, or `None` when no endpoint answered.
+pub async fn connect(balancer: &Arc<Mutex<Balancer>>, client: SocketAddr) -> Option<(TcpStream, SocketAddr)> {
+    let mut failed = Vec::new();
+    for timeout in CONNECT_TIMEOUTS {
+        // A poisoned lock means a panic elsewhere mid-update; the balancer is still usable.
+        let pick = balancer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pick_excluding(
+            client.ip(),
+            now_seconds(),
+            &failed,
+        );
+        let endpoint = pick?;
+        match tokio::time::timeout(timeout, TcpStream::connect(endpoint)).await {
+            Ok(Ok(stream)) => return Some((stream, endpoint)),
+            Ok(Err(e)) => debug!(%endpoint, error = %e, "endpoint refused; trying the next"),
+            Err(_) => debug!(%endpoint, ?timeout, "endpoint did not answer in time; trying the next"),
+        }
+        failed.push(endpoint);
+    }
+    None
+}
+
+/// Copies both ways between `client` and `upstream` until both directions ended, or
+/// nothing moved for `idle`. Returns the bytes copied (to upstream, to client).
+pub async fn splice(client: TcpStream, upstream: TcpStream, idle: Duration) -> (u64, u64) {
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let (cr, cw) = client.into_split();
+    let (ur, uw) = upstream.into_split();
+    let activity = Arc::new(Mutex::new(Instant::now()));
+    let up = one_way(cr, uw, idle, activity.clone());
+    let down = one_way(ur, cw, idle, activity);
+    let (a, b) = tokio::join!(up, down);
+    (a, b)
+}
+
+/// Copies `from` into `to` until `from` ends (then shuts `to`'s write half: half-close) or
+/// neither direction moved for `idle`.
+async fn one_way(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    idle: Duration,
+    activity: Arc<Mutex<Instant>>,
+) -> u64 {
+    let mut buffer = vec![0u8; BUFFER];
+    let mut total = 0u64;
+    loop {
+        match tokio::time::timeout(idle, from.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                if to.write_all(&buffer[..n]).await.is_err() {
+                    break;
+                }
+                total += n as u64;
+                *activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+            }
+            Err(_) => {
+                // Idle here; the other direction may still be busy.
+                let last = *activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if last.elapsed() >= idle {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server on loopback that answers each connection with `name` and echoes what it
+    /// reads until the client half-closes.
+    async fn server(name: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    let _ = s.write_all(format!("{name}\n").as_bytes()).await;
+                    let mut buf = Vec::new();
+                    let _ = s.read_to_end(&mut buf).await;
+                    let _ = s.write_all(&buf).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// An address nothing listens on (bound, then closed).
+    async fn dead() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    }
+
+    fn client() -> SocketAddr {
+        "192.0.2.7:40000".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_dead_endpoint_is_skipped_and_the_next_one_answers() {
+        let (gone, alive) = (dead().await, server("alive").await);
+        let balancer = Arc::new(Mutex::new(Balancer::new(vec![gone, alive], None)));
+        for _ in 0..3 {
+            let (_, endpoint) = connect(&balancer, client()).await.expect("the live endpoint");
+            assert_eq!(endpoint, alive);
+        }
+        let none = Arc::new(Mutex::new(Balancer::new(vec![gone], None)));
+        assert!(connect(&none, client()).await.is_none(), "every endpoint failed: refused (B19)");
+        let empty = Arc::new(Mutex::new(Balancer::new(Vec::new(), None)));
+        assert!(connect(&empty, client()).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn bytes_flow_both_ways_with_half_close() {
+        let upstream_addr = server("pod-a").await;
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (c, _) = front.accept().await.unwrap();
+            let u = TcpStream::connect(upstream_addr).await.unwrap();
+            splice(c, u, Duration::from_secs(5)).await
+        });
+        let mut c = TcpStream::connect(front_addr).await.unwrap();
+        c.write_all(b"hello through the proxy").await.unwrap();
+        c.shutdown().await.unwrap(); // half-close: the server still answers after this
+        let mut got = String::new();
+        c.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "pod-a\nhello through the proxy");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed() {
+        let upstream_addr = server("pod-a").await;
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let done = tokio::spawn(async move {
+            let (c, _) = front.accept().await.unwrap();
+            let u = TcpStream::connect(upstream_addr).await.unwrap();
+            splice(c, u, Duration::from_millis(200)).await
+        });
+        let mut c = TcpStream::connect(front_addr).await.unwrap();
+        let mut line = [0u8; 6];
+        c.read_exact(&mut line).await.unwrap();
+        let copied = tokio::time::timeout(Duration::from_secs(3), done).await.expect("closed when idle").unwrap();
+        assert_eq!(copied, (0, 6));
+    }
+}
