@@ -201,8 +201,11 @@ impl IptablesBackend {
 /// the ports' old fragments and the old rules of each chain the plan wrote or deleted.
 struct Undo {
     ports: Vec<(ServicePortId, Option<PortRules>)>,
-    committed: Vec<((Table, String), Option<Vec<String>>)>,
+    committed: Vec<(ChainKey, Option<Vec<String>>)>,
 }
+
+/// A chain: its table and name.
+type ChainKey = (Table, String);
 
 impl Undo {
     fn revert(self, tables: &mut FamilyTables) {

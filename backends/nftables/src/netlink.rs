@@ -398,7 +398,14 @@ mod tests {
         let layout = ElementLayout::new(&[Field::Ipv4Addr, Field::InetProto, Field::InetService], ElementData::Verdict);
         let element = layout.encode("10.96.0.1 . tcp . 80", "goto svc-A").unwrap();
         let mut batch = ElementBatch::new();
-        batch.push(ElementChange::Add, TableFamily::Ip, "kube-ferry", "service-ips", &[element.clone()], "10.96.0.1");
+        batch.push(
+            ElementChange::Add,
+            TableFamily::Ip,
+            "kube-ferry",
+            "service-ips",
+            std::slice::from_ref(&element),
+            "10.96.0.1",
+        );
         batch.push(ElementChange::Delete, TableFamily::Ip, "kube-ferry", "service-ips", &[element], "10.96.0.1");
         let wire = batch.wire();
         assert_eq!(wire.len(), batch.len_bytes());

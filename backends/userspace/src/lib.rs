@@ -5,10 +5,14 @@
 //! deterministically; [`tcp`], connecting with escalating timeouts and retry on the next
 //! endpoint, and the copy both ways with half-close and an idle timeout. [`listener`], a TCP frontend
 //! with per-service and total connection limits. [`udp`], a UDP frontend with a bounded
-//! flow table. Binding service addresses and the backend are next.
+//! flow table. [`UserspaceBackend`] runs them from the model. Binding service
+//! addresses on a local link, `--mode userspace` and the behaviour suite are next.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub use backend::{UserspaceBackend, UserspaceConfig};
+
+mod backend;
 pub mod balancer;
 pub mod listener;
 pub mod tcp;

@@ -127,6 +127,16 @@ impl TcpFrontend {
     }
 }
 
+impl TcpFrontend {
+    /// Stops accepting and returns once the listening socket is closed (new connections
+    /// are then refused by the kernel); established connections are not cut.
+    pub async fn stop(mut self) {
+        self.accept.abort();
+        let accept = std::mem::replace(&mut self.accept, tokio::spawn(async {}));
+        let _ = accept.await;
+    }
+}
+
 impl Drop for TcpFrontend {
     fn drop(&mut self) {
         self.accept.abort();

@@ -114,6 +114,15 @@ impl UdpFrontend {
     }
 }
 
+impl UdpFrontend {
+    /// Stops and returns once the socket is closed.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        let _ = task.await;
+    }
+}
+
 impl Drop for UdpFrontend {
     fn drop(&mut self) {
         self.task.abort();
