@@ -122,6 +122,11 @@ fn backend_for(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
         tracing::info!(variant = variant.name(), "iptables mode");
         return Ok(Box::new(ferry_iptables::IptablesBackend::new(ipt_config(args), variant)));
     }
+    if mode == Mode::Userspace {
+        let backend = ferry_userspace::UserspaceBackend::new(ferry_userspace::UserspaceConfig::default())?
+            .with_binder(Box::new(ferry_userspace::addresses::LoopbackAddresses));
+        return Ok(Box::new(backend));
+    }
     bail!(
         "--mode {}: this build of kube-ferry has no {} backend yet; `kube-ferry render --mode {}` shows what it would program",
         mode.name(),
@@ -178,13 +183,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
     let modes = match args.mode {
         Some(m) => vec![m],
-        None => vec![Mode::Nftables, Mode::Iptables],
+        None => vec![Mode::Nftables, Mode::Iptables, Mode::Userspace],
     };
     for mode in modes {
         match mode {
             Mode::Nftables => {
                 let mut backend = ferry_nftables::NftablesBackend::new(ferry_nftables::NftConfig::default());
                 let report = backend.cleanup().context("cleaning up the nftables mode")?;
+                for line in report.removed {
+                    println!("removed {line}");
+                }
+            }
+            Mode::Userspace => {
+                let mut backend = ferry_userspace::UserspaceBackend::new(ferry_userspace::UserspaceConfig::default())?
+                    .with_binder(Box::new(ferry_userspace::addresses::LoopbackAddresses));
+                let report = backend.cleanup().context("cleaning up the userspace mode")?;
                 for line in report.removed {
                     println!("removed {line}");
                 }
@@ -220,7 +233,7 @@ fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
 /// backend is made here: making one reads the machine's own tables (iptables' variant
 /// detection), and the demo touches only its own namespaces.
 fn demo(args: &DemoArgs) -> anyhow::Result<()> {
-    if !matches!(args.mode, Mode::Nftables | Mode::Iptables) {
+    if !matches!(args.mode, Mode::Nftables | Mode::Iptables | Mode::Userspace) {
         let mut run_args = Cli::parse_from(["kube-ferry"]).run;
         run_args.mode = args.mode;
         backend_for(&run_args)?;

@@ -50,7 +50,7 @@ fn render_names_skipped_objects_and_broken_files() {
 fn modes_without_a_backend_fail_at_start_with_a_clear_message() {
     // Only modes without a backend: a mode that runs would program this machine's own
     // namespace, which no test may do (the datapath tests run in lab namespaces).
-    for mode in ["ipvs", "userspace"] {
+    for mode in ["ipvs"] {
         let (ok, _, err) = kube_ferry(&["--mode", mode, "--manifests", "examples", "--hostname-override", "node-a"]);
         assert!(!ok);
         assert!(err.contains(&format!("--mode {mode}: this build of kube-ferry has no {mode} backend yet")), "{err}");

@@ -37,6 +37,8 @@ pub enum Mode {
     Nftables,
     /// `--mode iptables --iptables-variant nft|legacy`: KUBE-style chains.
     Iptables(Variant),
+    /// `--mode userspace`: a proxy in user space; it programs addresses, no rules.
+    Userspace,
 }
 
 impl Mode {
@@ -47,7 +49,10 @@ impl Mode {
             "nftables" => Mode::Nftables,
             "iptables" => Mode::Iptables(Variant::Nft),
             "iptables-legacy" => Mode::Iptables(Variant::Legacy),
-            other => panic!("the behaviour suite knows no mode {other:?} (nftables, iptables, iptables-legacy)"),
+            "userspace" => Mode::Userspace,
+            other => {
+                panic!("the behaviour suite knows no mode {other:?} (nftables, iptables, iptables-legacy, userspace)")
+            }
         }
     }
 
@@ -57,6 +62,7 @@ impl Mode {
             Mode::Nftables => &["--mode", "nftables"],
             Mode::Iptables(Variant::Nft) => &["--mode", "iptables", "--iptables-variant", "nft"],
             Mode::Iptables(Variant::Legacy) => &["--mode", "iptables", "--iptables-variant", "legacy"],
+            Mode::Userspace => &["--mode", "userspace"],
         }
     }
 
@@ -65,6 +71,7 @@ impl Mode {
         match self {
             Mode::Nftables => "removed table ip kube-ferry",
             Mode::Iptables(_) => "removed chain KUBE-SERVICES",
+            Mode::Userspace => "removed address",
         }
     }
 }

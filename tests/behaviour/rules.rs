@@ -22,6 +22,7 @@ impl ProxyLab {
         match self.mode {
             Mode::Nftables => self.nft(&["list", "table", "ip", "kube-ferry"]),
             Mode::Iptables(variant) => self.save(variant),
+            Mode::Userspace => self.node_ns().exec("ip", ["addr", "show", "dev", "lo"]).unwrap_or_default(),
         }
     }
 
@@ -33,6 +34,7 @@ impl ProxyLab {
         match self.mode {
             Mode::Nftables => self.nft(&["list", "ruleset"]),
             Mode::Iptables(variant) => normalise_save(&self.save(variant)),
+            Mode::Userspace => self.nft(&["list", "ruleset"]),
         }
     }
 
@@ -49,6 +51,7 @@ impl ProxyLab {
                 std::fs::remove_file(&path).ok();
                 loaded.unwrap_or_else(|e| panic!("nft -f (the foreign table): {e}"));
             }
+            Mode::Userspace => panic!("the userspace mode programs no rules: the foreign-rules check does not apply"),
             Mode::Iptables(_) => {
                 self.iptables(&["-t", "filter", "-N", "FOREIGN-INPUT"]);
                 self.iptables(&["-t", "filter", "-A", "FOREIGN-INPUT", "-p", "tcp", "--dport", "9999", "-j", "ACCEPT"]);
@@ -65,6 +68,7 @@ impl ProxyLab {
         match self.mode {
             Mode::Nftables => self.nft(&["list", "table", "ip", "foreign"]),
             Mode::Iptables(variant) => foreign_lines(&self.save(variant)),
+            Mode::Userspace => String::new(),
         }
     }
 
@@ -79,6 +83,7 @@ impl ProxyLab {
             Mode::Iptables(_) => {
                 self.iptables(&["-t", "nat", "-F", "KUBE-SERVICES"]);
             }
+            Mode::Userspace => panic!("the userspace mode has no kernel dispatch to break"),
         }
     }
 
@@ -112,6 +117,7 @@ impl ProxyLab {
         let rules = match self.mode {
             Mode::Nftables => ns.exec("nft", ["list", "ruleset"]),
             Mode::Iptables(variant) => ns.exec(variant.save(), [] as [&str; 0]),
+            Mode::Userspace => ns.exec("ip", ["addr", "show", "dev", "lo"]),
         }
         .unwrap_or_else(|e| e.to_string());
         format!("node routes:\n{routes}\nnode ruleset:\n{rules}\nkube-ferry log:\n{}", self.proxy_log())

@@ -6,9 +6,8 @@
 //! there, so the kernel refuses connections at once (TCP RST, ICMP port unreachable for
 //! UDP: B19). Endpoint changes update the balancers: established connections keep going.
 //!
-//! Not yet: binding service addresses on a local link (the frontends bind the model's
-//! addresses, which must be local already: loopback addresses are, so the tests use them),
-//! and the `--mode userspace` wiring.
+//! Service addresses are made local on the loopback link ([`crate::addresses`]) before the
+//! frontends listen on them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -22,6 +21,7 @@ use ferry_model::{
 use tokio::sync::Semaphore;
 use tracing::warn;
 
+use crate::addresses::AddressBinder;
 use crate::balancer::Balancer;
 use crate::listener::{Limits, TcpFrontend};
 use crate::udp::UdpFrontend;
@@ -84,6 +84,10 @@ struct PortProxy {
 #[derive(Debug)]
 pub struct UserspaceBackend {
     config: UserspaceConfig,
+    binder: Option<Box<dyn AddressBinder>>,
+    /// Service addresses kube-ferry made local (or adopted on start).
+    bound: BTreeSet<IpAddr>,
+    adopted: bool,
     runtime: tokio::runtime::Runtime,
     limits: Arc<Limits>,
     ports: HashMap<ServicePortId, PortProxy>,
@@ -132,7 +136,47 @@ impl UserspaceBackend {
             .build()
             .map_err(|e| BackendError::Other(format!("cannot start the proxy's runtime: {e}")))?;
         let limits = Limits::new(config.max_connections, config.max_connections_per_service);
-        Ok(UserspaceBackend { config, runtime, limits, ports: HashMap::new(), refused: BTreeMap::new() })
+        Ok(UserspaceBackend {
+            config,
+            binder: None,
+            bound: BTreeSet::new(),
+            adopted: false,
+            runtime,
+            limits,
+            ports: HashMap::new(),
+            refused: BTreeMap::new(),
+        })
+    }
+
+    /// Makes service addresses local through `binder` before listening on them (without
+    /// one, the addresses must be local already, as loopback addresses are).
+    pub fn with_binder(mut self, binder: Box<dyn AddressBinder>) -> UserspaceBackend {
+        self.binder = Some(binder);
+        self
+    }
+
+    /// Every ClusterIP, external IP and LB IP of the state: local, so that a port without
+    /// endpoints (no listener) is refused at once rather than routed away (B19).
+    fn bind_addresses(&mut self, state: &ProxyState) -> Result<(), BackendError> {
+        let Some(binder) = &self.binder else { return Ok(()) };
+        let wanted: BTreeSet<IpAddr> = state
+            .ports()
+            .flat_map(|(_, p)| {
+                std::iter::once(p.cluster_ip)
+                    .chain(p.external_ips.iter().copied())
+                    .chain(p.load_balancer_ips.iter().copied())
+            })
+            .collect();
+        if !self.adopted {
+            // IPv6 addresses have no label: adopt only those that are service addresses.
+            self.bound = binder.list()?.into_iter().filter(|ip| ip.is_ipv4() || wanted.contains(ip)).collect();
+            self.adopted = true;
+        }
+        let add: Vec<IpAddr> = wanted.difference(&self.bound).copied().collect();
+        let remove: Vec<IpAddr> = self.bound.difference(&wanted).copied().collect();
+        binder.change(&add, &remove)?;
+        self.bound = wanted;
+        Ok(())
     }
 
     fn stop_all(&self, frontends: impl Iterator<Item = Frontend>) {
@@ -237,7 +281,13 @@ impl Backend for UserspaceBackend {
             }
         };
         let operations = ids.len();
-        for id in &ids {
+        // Frontends of ports gone stop before their addresses go; new addresses come
+        // before the listeners that need them.
+        for id in ids.iter().filter(|id| state.get(id).is_none()) {
+            self.apply(id, None);
+        }
+        self.bind_addresses(state)?;
+        for id in ids.iter().filter(|id| state.get(id).is_some()) {
             self.apply(id, state.get(id));
         }
         let kernel_objects = self.ports.values().map(|p| p.frontends.len()).sum();
@@ -255,6 +305,13 @@ impl Backend for UserspaceBackend {
         for (id, proxy) in self.ports.drain() {
             report.removed.push(format!("{} listeners of {id}", proxy.frontends.len()));
         }
+        if let Some(binder) = &self.binder {
+            let ours: Vec<IpAddr> =
+                binder.list()?.into_iter().filter(|ip| ip.is_ipv4() || self.bound.contains(ip)).collect();
+            binder.change(&[], &ours)?;
+            report.removed.extend(ours.iter().map(|ip| format!("address {ip} on lo")));
+        }
+        self.bound.clear();
         Ok(report)
     }
 }

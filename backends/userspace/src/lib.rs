@@ -12,6 +12,7 @@
 
 pub use backend::{UserspaceBackend, UserspaceConfig};
 
+pub mod addresses;
 mod backend;
 pub mod balancer;
 pub mod listener;
