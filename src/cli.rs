@@ -159,6 +159,10 @@ pub struct RunArgs {
     /// against martian sources).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub iptables_localhost_nodeports: bool,
+    /// nftables mode: serve NodePorts on 127.0.0.1 (TCP) with a userspace proxy beside the
+    /// rules, as nftables cannot DNAT traffic to loopback (KEP-6032).
+    #[arg(long)]
+    pub localhost_nodeports: bool,
     /// nftables mode: how often a full sync rewrites the whole table to repair drift
     /// (between them, full syncs are answered from the committed state).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]

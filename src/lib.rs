@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod companion;
 pub mod controller;
 pub mod examples;
 pub mod health;

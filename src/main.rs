@@ -110,7 +110,11 @@ fn backend_for(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
                 "--nodeport-addresses primary is not supported by the nftables mode yet: NodePorts answer on every local address; give CIDRs to restrict them"
             );
         }
-        return Ok(Box::new(ferry_nftables::NftablesBackend::new(nft_config(args))));
+        let nft = ferry_nftables::NftablesBackend::new(nft_config(args));
+        if args.localhost_nodeports {
+            return Ok(Box::new(kube_ferry::companion::WithCompanion::localhost_node_ports(nft)?));
+        }
+        return Ok(Box::new(nft));
     }
     if mode == Mode::Iptables {
         if args.nodeport_addresses.contains(&kube_ferry::cli::NodePortAddress::Primary) {

@@ -188,10 +188,10 @@ fn full_resync_repairs_drift_legacy() {
 
 #[test]
 fn b12_localhost_node_ports_nft_variant() {
-    suite::localhost_node_ports("iptables", &["--iptables-localhost-nodeports", "false"]);
+    suite::localhost_node_ports("iptables", &[], &["--iptables-localhost-nodeports", "false"]);
 }
 
 #[test]
 fn b12_localhost_node_ports_legacy() {
-    suite::localhost_node_ports("iptables-legacy", &["--iptables-localhost-nodeports", "false"]);
+    suite::localhost_node_ports("iptables-legacy", &[], &["--iptables-localhost-nodeports", "false"]);
 }

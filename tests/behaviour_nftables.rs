@@ -93,3 +93,8 @@ fn b5_b8_nodeport_addresses_and_protocols_on_one_port() {
 fn full_resync_repairs_drift() {
     suite::full_resync_repairs_drift("nftables");
 }
+
+#[test]
+fn b12_localhost_node_ports_with_the_userspace_companion() {
+    suite::localhost_node_ports("nftables", &["--localhost-nodeports"], &[]);
+}

@@ -41,6 +41,9 @@ pub struct UserspaceConfig {
     pub max_udp_flows: usize,
     /// Where NodePorts listen (default: every address of both families).
     pub node_port_addresses: Vec<IpAddr>,
+    /// Only TCP NodePorts on `127.0.0.1`: the companion nftables mode runs with
+    /// `--localhost-nodeports` (nftables cannot DNAT traffic to loopback, KEP-6032).
+    pub localhost_node_ports_only: bool,
 }
 
 impl Default for UserspaceConfig {
@@ -52,6 +55,7 @@ impl Default for UserspaceConfig {
             max_connections_per_service: 10_000,
             max_udp_flows: 65_536,
             node_port_addresses: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)],
+            localhost_node_ports_only: false,
         }
     }
 }
@@ -101,7 +105,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The frontends a port wants, each marked internal (true) or external, given where
 /// NodePorts listen. Only frontends with endpoints for their traffic are listed.
-fn frontends(port: &ServicePort, node_port_addresses: &[IpAddr]) -> Vec<(SocketAddr, bool)> {
+fn frontends(port: &ServicePort, config: &UserspaceConfig) -> Vec<(SocketAddr, bool)> {
+    let node_port_addresses = &config.node_port_addresses;
+    if config.localhost_node_ports_only {
+        return match port.node_port {
+            Some(np)
+                if port.protocol == Protocol::Tcp
+                    && port.cluster_ip.is_ipv4()
+                    && port.external_endpoints().next().is_some() =>
+            {
+                vec![(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), np), false)]
+            }
+            _ => Vec::new(),
+        };
+    }
     let mut out = Vec::new();
     if port.internal_endpoints().next().is_some() {
         out.push((port.cluster_addr(), true));
@@ -199,7 +216,7 @@ impl UserspaceBackend {
             self.refused.remove(id);
             return;
         };
-        if port.protocol == Protocol::Sctp {
+        if port.protocol == Protocol::Sctp && !self.config.localhost_node_ports_only {
             if let Some(proxy) = self.ports.remove(id) {
                 self.stop_all(proxy.frontends.into_values());
             }
@@ -218,7 +235,7 @@ impl UserspaceBackend {
         });
         lock(&proxy.internal).update(internal, affinity);
         lock(&proxy.external).update(external, affinity);
-        let wanted = frontends(port, &self.config.node_port_addresses);
+        let wanted = frontends(port, &self.config);
         let wanted_addrs: BTreeSet<SocketAddr> = wanted.iter().map(|(a, _)| *a).collect();
         let gone: Vec<SocketAddr> = proxy.frontends.keys().filter(|a| !wanted_addrs.contains(*a)).copied().collect();
         let stopped: Vec<Frontend> = gone.iter().filter_map(|a| proxy.frontends.remove(a)).collect();

@@ -7,11 +7,13 @@ use super::*;
 
 /// B12: `127.0.0.1:nodePort` from the node reaches an endpoint, masqueraded (the reply
 /// must come back to the node); with localhost NodePorts turned off it does not answer.
-/// `off` is the flag that turns them off in this mode.
-pub fn localhost_node_ports(mode: &'static str, off: &[&str]) {
+/// `on` and `off` are the flags that turn them on and off in this mode.
+pub fn localhost_node_ports(mode: &'static str, on: &[&str], off: &[&str]) {
     let mut lab = ProxyLab::single_node(mode, 1);
     lab.write("web.yaml", &web(&lab, &[0]));
-    lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
+    let mut args = vec!["--cluster-cidr", CLUSTER_CIDR];
+    args.extend(on);
+    lab.start_proxy(&args);
     let local = sa("127.0.0.1:30080");
     let a = lab
         .until("127.0.0.1:30080 from the node", || lab.ask(lab.node_ns(), Proto::Tcp, local), Result::is_ok)

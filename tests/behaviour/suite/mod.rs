@@ -10,9 +10,6 @@ mod selection;
 pub use dispatch::*;
 pub use dual_stack::*;
 pub use lifecycle::*;
-// B12 runs for iptables; nftables serves localhost NodePorts only with the userspace
-// companion (not built yet), so its suite does not call it.
-#[allow(unused_imports)]
 pub use localhost::*;
 pub use selection::*;
 
