@@ -55,6 +55,9 @@ pub(super) fn print(
                 let source = if Some(*saw) == r.sent_from {
                     note(&mut kept, format!("{sender} to {pod}"));
                     "kept".to_owned()
+                } else if mode == Mode::Userspace {
+                    note(&mut outside, format!("{sender} to {pod}"));
+                    "proxied: the userspace proxy connects from the node".to_owned()
                 } else if sender == *pod {
                     note(&mut hairpins, sender.clone());
                     "masqueraded: hairpin (the pod reached itself)".to_owned()
