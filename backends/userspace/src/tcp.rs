@@ -8,13 +8,14 @@
 //! - Half-close: when one side ends its stream, the other side's write half is shut down
 //!   and the other direction keeps flowing until it ends too.
 //! - A connection idle (no byte either way) for `idle` is closed.
-//! - Buffers are bounded: one fixed buffer per direction.
+//! - Buffers are bounded: one 16 KiB buffer per direction, allocated once bytes flow.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -63,40 +64,59 @@ pub async fn splice(client: TcpStream, upstream: TcpStream, idle: Duration) -> (
     let _ = upstream.set_nodelay(true);
     let (cr, cw) = client.into_split();
     let (ur, uw) = upstream.into_split();
-    let activity = Arc::new(Mutex::new(Instant::now()));
+    let activity = Arc::new(Activity { start: Instant::now(), last_ms: AtomicU64::new(0) });
     let up = one_way(cr, uw, idle, activity.clone());
     let down = one_way(ur, cw, idle, activity);
     let (a, b) = tokio::join!(up, down);
     (a, b)
 }
 
+/// When either direction last moved a byte (milliseconds since `start`): one atomic, not a
+/// lock, per chunk.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let now = self.start.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
 /// Copies `from` into `to` until `from` ends (then shuts `to`'s write half: half-close) or
-/// neither direction moved for `idle`.
-async fn one_way(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
-    idle: Duration,
-    activity: Arc<Mutex<Instant>>,
-) -> u64 {
-    let mut buffer = vec![0u8; BUFFER];
+/// neither direction moved for `idle`. The buffer is allocated when the first byte
+/// arrives, so an idle connection holds none.
+async fn one_way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, idle: Duration, activity: Arc<Activity>) -> u64 {
+    let mut buffer: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {
-        match tokio::time::timeout(idle, from.read(&mut buffer)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => {
+        match tokio::time::timeout(idle, from.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            // Idle here; the other direction may still be busy.
+            Err(_) if activity.idle_for() >= idle => break,
+            Err(_) => continue,
+        }
+        if buffer.is_empty() {
+            buffer = vec![0u8; BUFFER];
+        }
+        match from.try_read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
                 if to.write_all(&buffer[..n]).await.is_err() {
                     break;
                 }
                 total += n as u64;
-                *activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+                activity.touch();
             }
-            Err(_) => {
-                // Idle here; the other direction may still be busy.
-                let last = *activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if last.elapsed() >= idle {
-                    break;
-                }
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
         }
     }
     let _ = to.shutdown().await;
@@ -106,6 +126,7 @@ async fn one_way(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     /// A server on loopback that answers each connection with `name` and echoes what it
