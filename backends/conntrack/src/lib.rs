@@ -232,3 +232,24 @@ mod tests {
         assert!(flows.update(b.state()).is_empty(), "no change, nothing stale");
     }
 }
+
+/// What a kernel backend runs after each successful sync: [`UdpFlows`] finds the stale
+/// entries, [`ConntrackTool`] deletes them. After the rules changed, not before: an entry
+/// deleted earlier could be re-created through the old rules (B25).
+#[derive(Debug, Default)]
+pub struct StaleUdpCleaner {
+    flows: UdpFlows,
+    tool: ConntrackTool,
+}
+
+impl StaleUdpCleaner {
+    /// Deletes the entries `state` made stale; returns how many filters were applied.
+    pub fn after_sync(&mut self, state: &ProxyState) -> usize {
+        let stale = self.flows.update(state);
+        if !stale.is_empty() {
+            let deleted = self.tool.delete(&stale);
+            debug!(filters = stale.len(), deleted, "stale UDP conntrack entries deleted");
+        }
+        stale.len()
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use ferry_conntrack::{ConntrackTool, UdpFlows};
+use ferry_conntrack::StaleUdpCleaner;
 use ferry_model::{
     find_refused, Backend, BackendError, CleanupReport, IpFamily, ProxyState, Refusal, ServicePortId, StateDiff,
     SyncReport, SyncRequest,
@@ -36,8 +36,7 @@ pub struct IptablesBackend {
     families: [FamilyTables; 2],
     started: bool,
     last_failed: bool,
-    udp_flows: UdpFlows,
-    conntrack: ConntrackTool,
+    stale_udp: StaleUdpCleaner,
     refused: Vec<Refusal>,
     /// Whether comments were asked for (the config's `comments` follows the state's size).
     comments_wanted: bool,
@@ -64,8 +63,7 @@ impl IptablesBackend {
             families: Default::default(),
             started: false,
             last_failed: false,
-            udp_flows: UdpFlows::new(),
-            conntrack: ConntrackTool::default(),
+            stale_udp: StaleUdpCleaner::default(),
             refused: Vec::new(),
         }
     }
@@ -379,11 +377,7 @@ impl Backend for IptablesBackend {
         self.last_failed = result.is_err();
         let operations = result?;
         debug!(operations, "iptables restore applied");
-        let stale = self.udp_flows.update(state);
-        if !stale.is_empty() {
-            let deleted = self.conntrack.delete(&stale);
-            debug!(filters = stale.len(), deleted, "stale UDP conntrack entries deleted");
-        }
+        self.stale_udp.after_sync(state);
         let kernel_objects =
             self.families.iter().map(|f| f.committed.values().map(|r| 1 + r.len()).sum::<usize>()).sum();
         Ok(SyncReport {

@@ -1,7 +1,7 @@
 //! [`NftablesBackend`]: renders the state, diffs it against what was committed, and
 //! sends the difference to the kernel as one transaction per family.
 
-use ferry_conntrack::{ConntrackTool, UdpFlows};
+use ferry_conntrack::StaleUdpCleaner;
 use ferry_model::{
     find_refused, Backend, BackendError, CleanupReport, ProxyState, Refusal, ServicePortId, SyncReport, SyncRequest,
 };
@@ -28,8 +28,7 @@ pub struct NftablesBackend {
     last_full: Option<std::time::Instant>,
     last_failed: bool,
     committed: Option<Committed>,
-    udp_flows: UdpFlows,
-    conntrack: ConntrackTool,
+    stale_udp: StaleUdpCleaner,
     /// The fixed part of each family's table (v4, v6), with the layouts of its maps.
     bases: [Ruleset; 2],
 }
@@ -48,8 +47,7 @@ impl NftablesBackend {
             last_full: None,
             last_failed: false,
             committed: None,
-            udp_flows: UdpFlows::new(),
-            conntrack: ConntrackTool::default(),
+            stale_udp: StaleUdpCleaner::default(),
             bases: [base_ruleset(IpFamily::V4, &config), base_ruleset(IpFamily::V6, &config)],
             config,
         }
@@ -254,11 +252,7 @@ impl Backend for NftablesBackend {
         debug!(operations, "nft transaction applied");
         // After the rules changed, not before: a flow deleted earlier could be
         // re-created through the old rules (B25).
-        let stale = self.udp_flows.update(state);
-        if !stale.is_empty() {
-            let deleted = self.conntrack.delete(&stale);
-            debug!(filters = stale.len(), deleted, "stale UDP conntrack entries deleted");
-        }
+        self.stale_udp.after_sync(state);
         let kernel_objects = self.committed.as_ref().map_or(0, Committed::object_count);
         Ok(SyncReport {
             service_ports: state.len(),

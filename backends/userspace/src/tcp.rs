@@ -92,7 +92,7 @@ impl Activity {
 /// Copies `from` into `to` until `from` ends (then shuts `to`'s write half: half-close) or
 /// neither direction moved for `idle`. The buffer is allocated when the first byte
 /// arrives, so an idle connection holds none.
-async fn one_way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, idle: Duration, activity: Arc<Activity>) -> u64 {
+async fn one_way(from: OwnedReadHalf, mut to: OwnedWriteHalf, idle: Duration, activity: Arc<Activity>) -> u64 {
     let mut buffer: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {

@@ -7,10 +7,16 @@ mod lifecycle;
 mod localhost;
 mod selection;
 
+// Each test crate (one per mode) uses some of these; the rest are unused there.
+#[allow(unused_imports)]
 pub use dispatch::*;
+#[allow(unused_imports)]
 pub use dual_stack::*;
+#[allow(unused_imports)]
 pub use lifecycle::*;
+#[allow(unused_imports)]
 pub use localhost::*;
+#[allow(unused_imports)]
 pub use selection::*;
 
 use std::net::{IpAddr, SocketAddr};
