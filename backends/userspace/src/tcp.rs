@@ -8,7 +8,8 @@
 //! - Half-close: when one side ends its stream, the other side's write half is shut down
 //!   and the other direction keeps flowing until it ends too.
 //! - A connection idle (no byte either way) for `idle` is closed.
-//! - Buffers are bounded: one 16 KiB buffer per direction, allocated once bytes flow.
+//! - Buffers are bounded: one 64 KiB buffer per direction (measured against 16 KiB:
+//!   ~1.7x the throughput of one connection, docs/performance.md), allocated once bytes flow.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +28,7 @@ pub const CONNECT_TIMEOUTS: [Duration; 4] =
     [Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2)];
 
 /// The copy buffer of one direction.
-const BUFFER: usize = 16 * 1024;
+const BUFFER: usize = 64 * 1024;
 
 /// Seconds on the process's monotonic clock, for the balancer's affinity timeouts.
 pub fn now_seconds() -> u64 {
