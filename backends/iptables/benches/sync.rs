@@ -56,7 +56,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -186,27 +186,7 @@ fn unset_numbered(builder: &mut StateBuilder, i: usize) {
 // ---------------------------------------------------------------------------------------
 // Safety: children that run iptables must be inside a namespace of the bench's.
 
-/// Set by the parent to its own network namespace (`net:[INODE]`), which its children
-/// must not be in.
-const HOST_NETNS_ENV: &str = "FERRY_BENCH_HOST_NETNS";
-
-fn netns_of(pid: &str) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()
-}
-
-fn refuse_host_namespace(what: &str) {
-    let mine = netns_of("self").expect("read /proc/self/ns/net");
-    // The parent's namespace, and PID 1's where it can be read (not in every sandbox).
-    let parent = std::env::var_os(HOST_NETNS_ENV).map(PathBuf::from);
-    if parent.is_none() {
-        eprintln!("sync bench: {what} is run by the bench's parent only ({HOST_NETNS_ENV} unset)");
-        std::process::exit(2);
-    }
-    if parent.as_ref() == Some(&mine) || netns_of("1").as_ref() == Some(&mine) {
-        eprintln!("sync bench: {what} refuses to run in the machine's own network namespace ({})", mine.display());
-        std::process::exit(2);
-    }
-}
+use ferry_netlab::guard::refuse_host_namespace;
 
 // ---------------------------------------------------------------------------------------
 // Timing the tools: a wrapper around the real `IptablesTool`.
@@ -684,7 +664,7 @@ fn parent() -> ExitCode {
     Lab::require_root();
     let pid = std::process::id();
     // Children inherit it and compare it with their own namespace (see refuse_host_namespace).
-    std::env::set_var(HOST_NETNS_ENV, netns_of("self").expect("read /proc/self/ns/net"));
+    ferry_netlab::guard::mark_parent();
     let sizes: Vec<usize> = match std::env::var("FERRY_BENCH_SIZES") {
         Ok(s) => s.split(',').map(|x| x.trim().replace('_', "").parse().expect("FERRY_BENCH_SIZES: numbers")).collect(),
         Err(_) => DEFAULT_SIZES.to_vec(),

@@ -11,7 +11,6 @@
 //! Needs root and `nft`; without them it fails and says so. Nothing runs in the machine's
 //! own namespace: the child refuses to go on if it finds itself there.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -25,8 +24,6 @@ use ferry_nftables::nft::{NftRunner, NftTool};
 use ferry_nftables::render::base_ruleset;
 use ferry_nftables::ruleset::{script, transaction, Op, TableFamily};
 use ferry_nftables::{NftConfig, NftablesBackend};
-
-const PARENT_NETNS_ENV: &str = "FERRY_KERNEL_TEST_PARENT_NETNS";
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("--child") {
@@ -53,8 +50,8 @@ fn parent() -> ExitCode {
         }
     };
     let me = std::env::current_exe().expect("own path");
-    let own_netns = std::fs::read_link("/proc/self/ns/net").expect("/proc/self/ns/net");
-    let status = ns.command(&me).arg("--child").env(PARENT_NETNS_ENV, own_netns).status();
+    ferry_netlab::guard::mark_parent();
+    let status = ns.command(&me).arg("--child").status();
     drop(ns);
     match status {
         Ok(s) if s.success() => {
@@ -75,17 +72,6 @@ fn nix_is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn refuse_host_namespace() {
-    let mine = std::fs::read_link("/proc/self/ns/net").expect("/proc/self/ns/net");
-    let parent = std::env::var_os(PARENT_NETNS_ENV).map(PathBuf::from);
-    let pid1 = std::fs::read_link("/proc/1/ns/net").ok();
-    assert!(parent.is_some(), "the child is started by the parent only");
-    assert!(
-        parent.as_ref() != Some(&mine) && pid1.as_ref() != Some(&mine),
-        "refusing to touch nf_tables in the machine's own network namespace"
-    );
-}
-
 /// What `nft list` shows of one set or map.
 fn listing(family: &str, set: &str) -> String {
     let keyword = if set.starts_with("service-") || set.starts_with("endpoints-") { "map" } else { "set" };
@@ -93,7 +79,7 @@ fn listing(family: &str, set: &str) -> String {
 }
 
 fn child() -> ExitCode {
-    refuse_host_namespace();
+    ferry_netlab::guard::refuse_host_namespace("the kernel test's child");
     let tool = NftTool::find();
     let config = NftConfig::default();
     let bases = [base_ruleset(IpFamily::V4, &config), base_ruleset(IpFamily::V6, &config)];
