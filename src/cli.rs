@@ -84,6 +84,64 @@ pub enum IptablesVariant {
     Legacy,
 }
 
+/// `--detect-local-mode`, as kube-proxy defines it: what marks a packet as coming from
+/// this node's pods (so it is not masqueraded as off-cluster traffic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DetectLocalMode {
+    /// The source is inside `--cluster-cidr` (kube-proxy's default).
+    #[value(name = "cluster-cidr", alias = "ClusterCIDR")]
+    ClusterCidr,
+    /// The source is inside this Node's `spec.podCIDRs`.
+    #[value(name = "node-cidr", alias = "NodeCIDR")]
+    NodeCidr,
+    /// The packet came in on `--pod-bridge-interface`.
+    #[value(name = "bridge-interface", alias = "BridgeInterface")]
+    BridgeInterface,
+    /// The packet came in on a link named `--pod-interface-name-prefix`*.
+    #[value(name = "interface-name-prefix", alias = "InterfaceNamePrefix")]
+    InterfaceNamePrefix,
+}
+
+/// `--ipvs-scheduler`: IPVS's schedulers, as `ipvsadm -s` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IpvsScheduler {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connections.
+    Lc,
+    /// Weighted least connections.
+    Wlc,
+    /// Source hashing.
+    Sh,
+    /// Destination hashing.
+    Dh,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+    /// Maglev hashing.
+    Mh,
+}
+
+impl IpvsScheduler {
+    /// The kernel's name for it (`rr`, `wlc`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            IpvsScheduler::Rr => "rr",
+            IpvsScheduler::Wrr => "wrr",
+            IpvsScheduler::Lc => "lc",
+            IpvsScheduler::Wlc => "wlc",
+            IpvsScheduler::Sh => "sh",
+            IpvsScheduler::Dh => "dh",
+            IpvsScheduler::Sed => "sed",
+            IpvsScheduler::Nq => "nq",
+            IpvsScheduler::Mh => "mh",
+        }
+    }
+}
+
 /// The proxy modes (`--mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -167,6 +225,75 @@ pub struct RunArgs {
     /// (between them, full syncs are answered from the committed state).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub nftables_full_sync_period: Duration,
+    /// userspace mode: a TCP connection idle this long is closed (Go duration).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub userspace_tcp_idle_timeout: Duration,
+    /// userspace mode: a UDP flow idle this long ends (Go duration).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub userspace_udp_idle_timeout: Duration,
+    /// userspace mode: connections proxied at once, in all.
+    #[arg(long, default_value_t = 100_000)]
+    pub userspace_max_connections: usize,
+    /// userspace mode: connections proxied at once, per service port.
+    #[arg(long, default_value_t = 10_000)]
+    pub userspace_max_connections_per_service: usize,
+    /// ipvs mode: the scheduler of every virtual service (rr, wrr, lc, wlc, sh, dh, sed, nq, mh).
+    #[arg(long, value_enum, default_value = "rr")]
+    pub ipvs_scheduler: IpvsScheduler,
+    /// ipvs mode: the kernel's idle timeout of TCP sessions (Go duration; 0 leaves it as it is).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub ipvs_tcp_timeout: Duration,
+    /// ipvs mode: the kernel's timeout of TCP sessions after FIN (Go duration; 0 leaves it).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub ipvs_tcpfin_timeout: Duration,
+    /// ipvs mode: the kernel's timeout of UDP sessions (Go duration; 0 leaves it).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub ipvs_udp_timeout: Duration,
+    /// ipvs mode: set arp_ignore=1 and arp_announce=2, so the node does not answer ARP
+    /// for the service addresses on kube-ipvs0.
+    #[arg(long)]
+    pub ipvs_strict_arp: bool,
+    /// ipvs mode: CIDRs whose virtual services kube-ferry never touches (and never deletes).
+    #[arg(long, value_delimiter = ',', value_parser = parse_cidr_flag)]
+    pub ipvs_exclude_cidrs: Vec<IpNet>,
+    /// ipvs mode: fail when the kernel has no IPVS, instead of falling back to nftables
+    /// (then iptables).
+    #[arg(long)]
+    pub ipvs_no_fallback: bool,
+    /// kube-proxy's own configuration file (`KubeProxyConfiguration`,
+    /// kubeproxy.config.k8s.io/v1alpha1); flags given on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How traffic from this node's pods is told from outside traffic (masquerade, B21).
+    #[arg(long, value_enum, default_value = "cluster-cidr")]
+    pub detect_local_mode: DetectLocalMode,
+    /// `--detect-local-mode bridge-interface`: the pods' bridge.
+    #[arg(long)]
+    pub pod_bridge_interface: Option<String>,
+    /// `--detect-local-mode interface-name-prefix`: the prefix of the pods' host-side links.
+    #[arg(long)]
+    pub pod_interface_name_prefix: Option<String>,
+    /// nf_conntrack_max = this many per CPU (0 leaves the limit as it is).
+    #[arg(long, default_value_t = 32_768)]
+    pub conntrack_max_per_core: u32,
+    /// nf_conntrack_max is at least this.
+    #[arg(long, default_value_t = 131_072)]
+    pub conntrack_min: u32,
+    /// nf_conntrack_tcp_timeout_established (Go duration; 0 leaves it).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub conntrack_tcp_timeout_established: Duration,
+    /// nf_conntrack_tcp_timeout_close_wait (Go duration; 0 leaves it).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub conntrack_tcp_timeout_close_wait: Duration,
+    /// Set nf_conntrack_tcp_be_liberal=1 (out-of-window packets are not marked invalid).
+    #[arg(long)]
+    pub conntrack_tcp_be_liberal: bool,
+    /// nf_conntrack_udp_timeout (Go duration; 0 leaves it).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub conntrack_udp_timeout: Duration,
+    /// nf_conntrack_udp_timeout_stream (Go duration; 0 leaves it).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub conntrack_udp_timeout_stream: Duration,
     /// Read Services, EndpointSlices and Nodes from the YAML/JSON files in DIR instead
     /// of an API server (changes are picked up while running).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["kubeconfig", "master"])]

@@ -92,6 +92,24 @@ fn ipt_config(args: &RunArgs) -> ferry_iptables::IptConfig {
     }
 }
 
+/// The userspace backend's configuration from the flags.
+fn userspace_config(args: &RunArgs) -> anyhow::Result<ferry_userspace::UserspaceConfig> {
+    let mut config = ferry_userspace::UserspaceConfig {
+        tcp_idle: args.userspace_tcp_idle_timeout,
+        udp_idle: args.userspace_udp_idle_timeout,
+        max_connections: args.userspace_max_connections,
+        max_connections_per_service: args.userspace_max_connections_per_service,
+        ..ferry_userspace::UserspaceConfig::default()
+    };
+    let cidrs = nodeport_cidrs(args);
+    if !cidrs.is_empty() {
+        config.node_port_addresses = ferry_userspace::addresses::local_addresses_in(&cidrs)
+            .context("--nodeport-addresses: cannot list this node's addresses")?;
+        tracing::info!(addresses = ?config.node_port_addresses, "userspace NodePorts listen on the node addresses inside --nodeport-addresses");
+    }
+    Ok(config)
+}
+
 fn ipt_variant(variant: kube_ferry::cli::IptablesVariant) -> ferry_iptables::Variant {
     use kube_ferry::cli::IptablesVariant;
     match variant {
@@ -127,7 +145,7 @@ fn backend_for(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
         return Ok(Box::new(ferry_iptables::IptablesBackend::new(ipt_config(args), variant)));
     }
     if mode == Mode::Userspace {
-        let backend = ferry_userspace::UserspaceBackend::new(ferry_userspace::UserspaceConfig::default())?
+        let backend = ferry_userspace::UserspaceBackend::new(userspace_config(args)?)?
             .with_binder(Box::new(ferry_userspace::addresses::LoopbackAddresses));
         return Ok(Box::new(backend));
     }

@@ -87,3 +87,49 @@ impl AddressBinder for LoopbackAddresses {
         }
     }
 }
+
+/// This node's addresses (on any link, of both families) inside `cidrs`, for
+/// `--nodeport-addresses`: the userspace mode listens for NodePorts on exactly these.
+/// Read once, at start: an address added later is not listened on until a restart
+/// (docs/userspace.md).
+pub fn local_addresses_in(cidrs: &[ipnet::IpNet]) -> Result<Vec<IpAddr>, BackendError> {
+    let out = Command::new("ip")
+        .args(["-o", "addr", "show"])
+        .output()
+        .map_err(|e| BackendError::Other(format!("cannot run ip ({e}); install the Debian package iproute2")))?;
+    if !out.status.success() {
+        return Err(BackendError::Other(format!(
+            "ip -o addr show failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(addresses_in(&String::from_utf8_lossy(&out.stdout), cidrs))
+}
+
+/// The addresses of `ip -o addr show` output inside `cidrs`, sorted, without repeats.
+fn addresses_in(ip_output: &str, cidrs: &[ipnet::IpNet]) -> Vec<IpAddr> {
+    let found: BTreeSet<IpAddr> = ip_output
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(3)?.split('/').next()?.parse::<IpAddr>().ok())
+        .filter(|ip| cidrs.iter().any(|c| c.contains(ip)))
+        .collect();
+    found.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_port_addresses_are_the_local_ones_inside_the_cidrs() {
+        let output = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
+                      1: lo    inet6 ::1/128 scope host \\       valid_lft forever\n\
+                      2: eth0    inet 192.0.2.7/24 brd 192.0.2.255 scope global eth0\n\
+                      2: eth0    inet6 2001:db8::7/64 scope global \\       valid_lft forever\n\
+                      3: eth1    inet 10.1.2.3/16 scope global eth1\n";
+        let cidrs: Vec<ipnet::IpNet> = vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
+        assert_eq!(addresses_in(output, &cidrs), ["192.0.2.7".parse::<IpAddr>().unwrap(), "2001:db8::7".parse().unwrap()]);
+        assert_eq!(addresses_in(output, &["127.0.0.0/8".parse().unwrap()]), ["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert!(addresses_in(output, &["203.0.113.0/24".parse().unwrap()]).is_empty());
+    }
+}

@@ -1,0 +1,1 @@
+//! A typed client of the kernel's generic netlink family `IPVS` (being written).

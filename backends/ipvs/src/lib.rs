@@ -1,0 +1,8 @@
+//! # ferry-ipvs: kube-ferry's IPVS backend
+//!
+//! IPVS virtual services and real servers over the kernel's generic netlink family
+//! `IPVS` ([`genl`]), service addresses on the `kube-ipvs0` dummy link, and the helper
+//! rules IPVS cannot do alone in kube-ferry's own nftables table.
+#![warn(missing_docs)]
+
+pub mod genl;
