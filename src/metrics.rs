@@ -44,6 +44,8 @@ pub struct ProxyMetrics {
     pub refused_service_ports: Gauge,
     /// 1 for every object skipped as invalid, labelled with its kind, namespace and name.
     pub rejected_objects: Family<Labels, Gauge>,
+    /// The backend's own counts (totals since it started, as of the last sync), by `event`.
+    pub backend_events: Family<Labels, Gauge>,
 }
 
 impl Default for ProxyMetrics {
@@ -70,6 +72,7 @@ impl ProxyMetrics {
             no_local_endpoints: Family::default(),
             rejected_objects: Family::default(),
             refused_service_ports: Gauge::default(),
+            backend_events: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -125,6 +128,11 @@ impl ProxyMetrics {
             "Objects skipped as invalid (1 each; see the log for the reason)",
             m.rejected_objects.clone(),
         );
+        registry.register(
+            "backend_events",
+            "The backend's own counts, totals since it started as of the last sync (userspace: connections_refused_at_limit, udp_datagrams_dropped)",
+            m.backend_events.clone(),
+        );
         ProxyMetrics { registry, ..m }
     }
 
@@ -148,6 +156,9 @@ impl ProxyMetrics {
         set("endpoints", report.endpoints);
         set("kernel_objects", report.kernel_objects);
         self.refused_service_ports.set(report.refused.len() as i64);
+        for (event, total) in &report.events {
+            self.backend_events.get_or_create(&vec![("event", (*event).to_owned())]).set(*total as i64);
+        }
         let (mut internal, mut external) = (0, 0);
         for (_, port) in state.ports() {
             let has_local = port.local_endpoints().next().is_some();
@@ -175,4 +186,18 @@ impl ProxyMetrics {
 /// Seconds since the Unix epoch.
 pub fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backends_own_counts_are_exported_by_event() {
+        let metrics = ProxyMetrics::new();
+        let report = SyncReport { events: vec![("connections_refused_at_limit", 3)], ..SyncReport::default() };
+        metrics.record_sync(&ProxyState::default(), &report, 0.01);
+        let text = metrics.encode();
+        assert!(text.contains("kubeferry_backend_events{event=\"connections_refused_at_limit\"} 3"), "{text}");
+    }
 }

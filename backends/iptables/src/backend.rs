@@ -386,6 +386,7 @@ impl Backend for IptablesBackend {
             operations,
             kernel_objects,
             refused: self.refused.clone(),
+            events: Vec::new(),
         })
     }
 

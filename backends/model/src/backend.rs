@@ -28,6 +28,10 @@ pub struct SyncReport {
     /// Service ports the kernel refused and that were left out so the rest could be
     /// programmed (B34): empty in a sync that took everything.
     pub refused: Vec<Refusal>,
+    /// Counts the backend keeps of its own, as totals since it started (the userspace
+    /// proxy's `connections_refused_at_limit`, say), exported as
+    /// `kubeferry_backend_events{event=NAME}`; empty for backends that keep none.
+    pub events: Vec<(&'static str, u64)>,
 }
 
 /// One service port the kernel refused.

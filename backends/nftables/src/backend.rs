@@ -260,6 +260,7 @@ impl Backend for NftablesBackend {
             operations,
             kernel_objects,
             refused: self.refused.clone(),
+            events: Vec::new(),
         })
     }
 

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use ferry_userspace::balancer::Balancer;
 use ferry_userspace::listener::{Limits, TcpFrontend};
+use ferry_userspace::tcp::{CopyMethod, TcpOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Idle connections for the memory test (fewer when the descriptor limit cannot be raised).
@@ -56,17 +57,21 @@ fn main() {
     // kube-ferry: the frontend exactly as the userspace backend builds it.
     let proxy_rt = runtime("ferry");
     let limits = Limits::new(1_000_000, 1_000_000);
-    let balancer = Arc::new(Mutex::new(Balancer::new(backends.to_vec(), None)));
-    let frontend = proxy_rt
-        .block_on(TcpFrontend::start(
-            "127.0.0.1:0".parse().unwrap(),
-            balancer,
-            TcpFrontend::service_semaphore(&limits),
-            limits.clone(),
-            Duration::from_secs(600),
-        ))
-        .expect("kube-ferry frontend");
-    let ferry = frontend.addr();
+    let start = |copy: CopyMethod| {
+        let balancer = Arc::new(Mutex::new(Balancer::new(backends.to_vec(), None)));
+        proxy_rt
+            .block_on(TcpFrontend::start(
+                "127.0.0.1:0".parse().unwrap(),
+                balancer,
+                TcpFrontend::service_semaphore(&limits),
+                limits.clone(),
+                TcpOptions { idle: Duration::from_secs(600), copy, sources: None },
+            ))
+            .expect("kube-ferry frontend")
+    };
+    // The default (adaptive) first; then the two pure methods it chooses between.
+    let frontends = [start(CopyMethod::default()), start(CopyMethod::Buffered), start(CopyMethod::Splice)];
+    let ferry = frontends[0].addr();
 
     let haproxy = match Haproxy::start(&backends) {
         Ok(h) => Some(h),
@@ -78,16 +83,21 @@ fn main() {
     let hap = haproxy.as_ref().map(|h| h.addr);
     let direct = backends[0];
     println!(
-        "backends {} {}; kube-ferry {ferry}; HAProxy {}",
+        "backends {} {}; kube-ferry {ferry} ({:?}), {} (buffered), {} (splice); HAProxy {}",
         backends[0],
         backends[1],
+        CopyMethod::default(),
+        frontends[1].addr(),
+        frontends[2].addr(),
         hap.map_or("-".into(), |a| a.to_string())
     );
 
     // (1) Throughput of one long connection.
-    let mut down = [None; 3];
-    let mut up = [None; 3];
-    for (i, target) in [Some(direct), Some(ferry), hap].into_iter().enumerate() {
+    let targets = [Some(direct), Some(ferry), Some(frontends[1].addr()), Some(frontends[2].addr()), hap];
+    const HAP: usize = 4;
+    let mut down = [None; 5];
+    let mut up = [None; 5];
+    for (i, target) in targets.into_iter().enumerate() {
         let Some(target) = target else { continue };
         down[i] = Some(download(target));
         up[i] = Some(upload(target));
@@ -95,8 +105,8 @@ fn main() {
     }
 
     // (2) Connections per second and latency.
-    let mut cps: [Option<Cps>; 3] = [None, None, None];
-    for (i, target) in [Some(direct), Some(ferry), hap].into_iter().enumerate() {
+    let mut cps: [Option<Cps>; 5] = [None, None, None, None, None];
+    for (i, target) in targets.into_iter().enumerate() {
         let Some(target) = target else { continue };
         let _ = requests(target, Duration::from_millis(300)); // warm up
         let r = requests(target, Duration::from_secs(CPS_SECONDS));
@@ -112,7 +122,7 @@ fn main() {
     let hap_mem = haproxy.as_ref().map(|h| idle_memory_haproxy(h, idle_n));
 
     drop(haproxy);
-    drop(frontend);
+    drop(frontends);
 
     // The table.
     let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
@@ -122,34 +132,29 @@ fn main() {
         _ => "-".into(),
     };
     println!();
-    println!("| measure | direct to backend | kube-ferry | HAProxy |");
-    println!("|---|---:|---:|---:|");
-    println!("| 1 connection, backend → client (MB/s) | {} | {} | {} |", f(down[0], 0), f(down[1], 0), f(down[2], 0));
-    println!("| 1 connection, client → backend (MB/s) | {} | {} | {} |", f(up[0], 0), f(up[1], 0), f(up[2], 0));
     println!(
-        "| new connections/s ({CPS_THREADS} threads, {CPS_SECONDS} s, 16 B → 128 B) | {} | {} | {} |",
-        c(0, |r| r.per_second, 0),
-        c(1, |r| r.per_second, 0),
-        c(2, |r| r.per_second, 0)
+        "| measure | direct to backend | kube-ferry ({:?}, the default) | kube-ferry (buffered) | kube-ferry (splice) | HAProxy |",
+        CopyMethod::default()
     );
-    println!("| request latency p50 (µs) | {} | {} | {} |", c(0, |r| r.p50, 0), c(1, |r| r.p50, 0), c(2, |r| r.p50, 0));
-    println!("| request latency p99 (µs) | {} | {} | {} |", c(0, |r| r.p99, 0), c(1, |r| r.p99, 0), c(2, |r| r.p99, 0));
-    println!("| p99 added vs direct (µs) | 0 | {} | {} |", added(1), added(2));
+    println!("|---|---:|---:|---:|---:|---:|");
+    let cells = |values: [String; 5]| values.join(" | ");
+    println!("| 1 connection, backend → client (MB/s) | {} |", cells(down.map(|v| f(v, 0))));
+    println!("| 1 connection, client → backend (MB/s) | {} |", cells(up.map(|v| f(v, 0))));
+    let row = |label: &str, g: fn(&Cps) -> f64| println!("| {label} | {} |", cells(std::array::from_fn(|i| c(i, g, 0))));
+    row(&format!("new connections/s ({CPS_THREADS} threads, {CPS_SECONDS} s, 16 B → 128 B)"), |r| r.per_second);
+    row("request latency p50 (µs)", |r| r.p50);
+    row("request latency p99 (µs)", |r| r.p99);
+    println!("| p99 added vs direct (µs) | 0 | {} |", (1..5).map(added).collect::<Vec<_>>().join(" | "));
+    row("failed requests", |r| r.errors as f64);
     println!(
-        "| failed requests | {} | {} | {} |",
-        c(0, |r| r.errors as f64, 0),
-        c(1, |r| r.errors as f64, 0),
-        c(2, |r| r.errors as f64, 0)
-    );
-    println!(
-        "| RSS per idle connection, {idle_n} held (KiB) | - | {:.1} (proxy + backends; {:.1} without the backends' share) | {} |",
+        "| RSS per idle connection, {idle_n} held (KiB) | - | {:.1} (proxy + backends; {:.1} without the backends' share) | - | - | {} |",
         ferry_mem.process_kib,
         ferry_mem.proxy_kib,
         f(hap_mem, 1)
     );
     println!();
     let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
-    match (down[1], down[2], up[1], up[2]) {
+    match (down[1], down[HAP], up[1], up[HAP]) {
         (Some(fd), Some(hd), Some(fu), Some(hu)) => {
             println!(
                 "{}: kube-ferry throughput backend → client >= HAProxy's ({fd:.0} vs {hd:.0} MB/s)",
@@ -162,7 +167,7 @@ fn main() {
         }
         _ => println!("FAIL: kube-ferry throughput >= HAProxy's (HAProxy not measured)"),
     }
-    match (&cps[1], &cps[2]) {
+    match (&cps[1], &cps[HAP]) {
         (Some(fc), Some(hc)) => println!(
             "{}: kube-ferry conn/s >= HAProxy's ({:.0} vs {:.0})",
             verdict(fc.per_second >= hc.per_second),

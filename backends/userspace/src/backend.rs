@@ -24,6 +24,8 @@ use tracing::warn;
 use crate::addresses::AddressBinder;
 use crate::balancer::Balancer;
 use crate::listener::{Limits, TcpFrontend};
+use crate::sources::SourceRanges;
+use crate::tcp::{CopyMethod, TcpOptions};
 use crate::udp::UdpFrontend;
 
 /// How the proxy runs.
@@ -31,6 +33,8 @@ use crate::udp::UdpFrontend;
 pub struct UserspaceConfig {
     /// A TCP connection idle this long is closed.
     pub tcp_idle: Duration,
+    /// How TCP bytes are moved (measured: docs/performance.md).
+    pub tcp_copy: CopyMethod,
     /// A UDP flow idle this long ends.
     pub udp_idle: Duration,
     /// Connections at once, in all.
@@ -50,6 +54,7 @@ impl Default for UserspaceConfig {
     fn default() -> Self {
         UserspaceConfig {
             tcp_idle: Duration::from_secs(3600),
+            tcp_copy: CopyMethod::default(),
             udp_idle: Duration::from_secs(30),
             max_connections: 100_000,
             max_connections_per_service: 10_000,
@@ -81,6 +86,8 @@ struct PortProxy {
     internal: Arc<Mutex<Balancer>>,
     external: Arc<Mutex<Balancer>>,
     semaphore: Arc<Semaphore>,
+    /// The load-balancer IPs' source ranges (B10).
+    lb_sources: SourceRanges,
     frontends: BTreeMap<SocketAddr, Frontend>,
 }
 
@@ -144,6 +151,13 @@ fn endpoints(eps: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
 }
 
 impl UserspaceBackend {
+    /// UDP datagrams dropped (flow table full, no endpoint, no upstream socket) by the
+    /// frontends running now.
+    fn udp_dropped(&self) -> u64 {
+        let frontends = self.ports.values().flat_map(|p| p.frontends.values());
+        frontends.map(|f| if let Frontend::Udp(u) = f { u.dropped() } else { 0 }).sum()
+    }
+
     /// A backend with its own runtime (two worker threads).
     pub fn new(config: UserspaceConfig) -> Result<UserspaceBackend, BackendError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -231,8 +245,10 @@ impl UserspaceBackend {
             internal: Arc::new(Mutex::new(Balancer::new(Vec::new(), affinity))),
             external: Arc::new(Mutex::new(Balancer::new(Vec::new(), affinity))),
             semaphore: TcpFrontend::service_semaphore(limits),
+            lb_sources: SourceRanges::default(),
             frontends: BTreeMap::new(),
         });
+        proxy.lb_sources.set(port.load_balancer_source_ranges.clone());
         lock(&proxy.internal).update(internal, affinity);
         lock(&proxy.external).update(external, affinity);
         let wanted = frontends(port, &self.config);
@@ -249,10 +265,11 @@ impl UserspaceBackend {
                 continue;
             }
             let balancer = if internal { proxy.internal.clone() } else { proxy.external.clone() };
+            let sources = port.load_balancer_ips.contains(&addr.ip()).then(|| proxy.lb_sources.clone());
             let started = match port.protocol {
                 Protocol::Udp => self
                     .runtime
-                    .block_on(UdpFrontend::start(addr, balancer, self.config.udp_idle, self.config.max_udp_flows))
+                    .block_on(UdpFrontend::start(addr, balancer, self.config.udp_idle, self.config.max_udp_flows, sources))
                     .map(Frontend::Udp),
                 _ => self
                     .runtime
@@ -261,7 +278,7 @@ impl UserspaceBackend {
                         balancer,
                         proxy.semaphore.clone(),
                         self.limits.clone(),
-                        self.config.tcp_idle,
+                        TcpOptions { idle: self.config.tcp_idle, copy: self.config.tcp_copy, sources },
                     ))
                     .map(Frontend::Tcp),
             };
@@ -314,6 +331,10 @@ impl Backend for UserspaceBackend {
             operations,
             kernel_objects,
             refused: self.refused.iter().map(|(id, d)| Refusal { object: id.to_string(), detail: d.clone() }).collect(),
+            events: vec![
+                ("connections_refused_at_limit", self.limits.refused()),
+                ("udp_datagrams_dropped", self.udp_dropped()),
+            ],
         })
     }
 
@@ -394,5 +415,31 @@ mod tests {
         let diff = b.rebuild();
         backend.sync(b.state(), SyncRequest::Changes(&diff)).unwrap();
         assert!(ask(vip).is_err(), "a removed service closes its listeners");
+    }
+
+    #[test]
+    fn a_port_that_cannot_listen_is_refused_by_name_and_the_others_run() {
+        let a = server("pod-a");
+        // Someone else holds 127.0.0.78:18080 (B34: the "kernel" refuses this port).
+        let squatter = std::net::TcpListener::bind("127.0.0.78:18080").unwrap();
+        let mut backend = UserspaceBackend::new(UserspaceConfig::default()).unwrap();
+        let mut b = StateBuilder::new("node-a");
+        let free = service("demo", "free").cluster_ip("127.0.0.79").port("http", 18080, "TCP").build();
+        let s = slice("demo", "free-1", "free", "IPv4").port("http", i32::from(a.port()), "TCP").ready("127.0.0.1", "node-a");
+        b.set_service(ServiceName::new("demo", "free"), Some(ServiceSpec::admit(&free)));
+        b.set_slice(SliceName::new("demo", "free-1"), Some(SliceSpec::admit(&s.build())));
+        let taken = service("demo", "taken").cluster_ip("127.0.0.78").port("http", 18080, "TCP").build();
+        let s = slice("demo", "taken-1", "taken", "IPv4").port("http", i32::from(a.port()), "TCP").ready("127.0.0.1", "node-a");
+        b.set_service(ServiceName::new("demo", "taken"), Some(ServiceSpec::admit(&taken)));
+        b.set_slice(SliceName::new("demo", "taken-1"), Some(SliceSpec::admit(&s.build())));
+        b.rebuild();
+        let report = backend.sync(b.state(), SyncRequest::Full).unwrap();
+        assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+        assert!(report.refused[0].object.contains("demo/taken"), "{:?}", report.refused);
+        assert!(report.refused[0].detail.contains("127.0.0.78:18080"), "{:?}", report.refused);
+        assert_eq!(ask("127.0.0.79:18080".parse().unwrap()).unwrap(), "pod-a", "the other service runs");
+        drop(squatter);
+        let report = backend.sync(b.state(), SyncRequest::Full).unwrap();
+        assert!(report.refused.is_empty(), "retried and taken once free: {:?}", report.refused);
     }
 }

@@ -16,5 +16,7 @@ pub mod addresses;
 mod backend;
 pub mod balancer;
 pub mod listener;
+pub mod pipe_copy;
+pub mod sources;
 pub mod tcp;
 pub mod udp;

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::balancer::Balancer;
-use crate::tcp::{connect, splice};
+use crate::tcp::{connect, TcpOptions};
 
 /// Connection limits shared by every frontend of one proxy.
 #[derive(Debug)]
@@ -75,7 +75,7 @@ impl TcpFrontend {
         balancer: Arc<Mutex<Balancer>>,
         service: Arc<Semaphore>,
         limits: Arc<Limits>,
-        idle: Duration,
+        options: TcpOptions,
     ) -> std::io::Result<TcpFrontend> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -91,6 +91,11 @@ impl TcpFrontend {
                         continue;
                     }
                 };
+                if options.sources.as_ref().is_some_and(|s| !s.allows(peer.ip())) {
+                    // Outside loadBalancerSourceRanges (B10): reset, not proxied.
+                    let _ = client.set_zero_linger();
+                    continue;
+                }
                 let Ok(global) = limits.total.clone().try_acquire_owned() else {
                     limits.refuse(addr, "total");
                     continue;
@@ -100,10 +105,11 @@ impl TcpFrontend {
                     continue;
                 };
                 let chooser = chooser.clone();
+                let (copy, idle) = (options.copy, options.idle);
                 tokio::spawn(async move {
                     let _permits = (global, local);
                     if let Some((upstream, _)) = connect(&chooser, peer).await {
-                        splice(client, upstream, idle).await;
+                        copy.copy(client, upstream, idle).await;
                     }
                 });
             }
@@ -146,6 +152,7 @@ impl Drop for TcpFrontend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::CopyMethod;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
@@ -187,7 +194,7 @@ mod tests {
             balancer,
             TcpFrontend::service_semaphore(&limits),
             limits.clone(),
-            Duration::from_secs(5),
+            TcpOptions { idle: Duration::from_secs(5), copy: CopyMethod::Buffered, sources: None },
         )
         .await
         .unwrap();
@@ -215,7 +222,7 @@ mod tests {
             balancer,
             TcpFrontend::service_semaphore(&limits),
             limits.clone(),
-            Duration::from_secs(5),
+            TcpOptions { idle: Duration::from_secs(5), copy: CopyMethod::Splice, sources: None },
         )
         .await
         .unwrap();

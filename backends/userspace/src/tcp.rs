@@ -27,8 +27,52 @@ use crate::balancer::Balancer;
 pub const CONNECT_TIMEOUTS: [Duration; 4] =
     [Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2)];
 
-/// The copy buffer of one direction.
+/// The copy buffer of one direction once bytes flow in bulk.
 const BUFFER: usize = 64 * 1024;
+/// The copy buffer of one direction at first.
+const FIRST_BUFFER: usize = 4 * 1024;
+/// Bytes one direction moves through its buffer before [`CopyMethod::Adaptive`] moves it
+/// to `splice(2)`: past the size of a request or response, so short connections never
+/// make pipes.
+pub const SPLICE_AFTER: u64 = 1 << 20;
+
+/// How a TCP frontend moves bytes between client and endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CopyMethod {
+    /// Read into a buffer per direction (4 KiB, grown to 64 KiB in bulk) and write it out.
+    Buffered,
+    /// `splice(2)` through a pipe per direction, never through user space
+    /// ([`crate::pipe_copy`]).
+    Splice,
+    /// Buffered until a direction has moved [`SPLICE_AFTER`] bytes, then `splice(2)`: short
+    /// connections never make pipes, bulk ones never copy through user space. The default
+    /// (measured: docs/performance.md).
+    #[default]
+    Adaptive,
+}
+
+impl CopyMethod {
+    /// Copies both ways until both directions ended or nothing moved for `idle`; returns
+    /// the bytes copied (to upstream, to client).
+    pub async fn copy(self, client: TcpStream, upstream: TcpStream, idle: Duration) -> (u64, u64) {
+        match self {
+            CopyMethod::Buffered | CopyMethod::Adaptive => buffered(client, upstream, idle, self).await,
+            CopyMethod::Splice => crate::pipe_copy::splice_both_ways(client, upstream, idle).await,
+        }
+    }
+}
+
+/// What every connection of a TCP frontend is proxied with.
+#[derive(Clone, Debug)]
+pub struct TcpOptions {
+    /// A connection idle (no byte either way) this long is closed.
+    pub idle: Duration,
+    /// How bytes are moved.
+    pub copy: CopyMethod,
+    /// Only clients these ranges allow are proxied (a load-balancer IP's
+    /// `loadBalancerSourceRanges`, B10); others are reset at once. `None`: every client.
+    pub sources: Option<crate::sources::SourceRanges>,
+}
 
 /// Seconds on the process's monotonic clock, for the balancer's affinity timeouts.
 pub fn now_seconds() -> u64 {
@@ -60,31 +104,37 @@ pub async fn connect(balancer: &Arc<Mutex<Balancer>>, client: SocketAddr) -> Opt
 
 /// Copies both ways between `client` and `upstream` until both directions ended, or
 /// nothing moved for `idle`. Returns the bytes copied (to upstream, to client).
-pub async fn splice(client: TcpStream, upstream: TcpStream, idle: Duration) -> (u64, u64) {
+async fn buffered(client: TcpStream, upstream: TcpStream, idle: Duration, method: CopyMethod) -> (u64, u64) {
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let (cr, cw) = client.into_split();
     let (ur, uw) = upstream.into_split();
-    let activity = Arc::new(Activity { start: Instant::now(), last_ms: AtomicU64::new(0) });
-    let up = one_way(cr, uw, idle, activity.clone());
-    let down = one_way(ur, cw, idle, activity);
-    let (a, b) = tokio::join!(up, down);
-    (a, b)
+    let activity = Arc::new(Activity::new());
+    let up = one_way(cr, uw, idle, activity.clone(), method);
+    let down = one_way(ur, cw, idle, activity, method);
+    tokio::join!(up, down)
 }
 
 /// When either direction last moved a byte (milliseconds since `start`): one atomic, not a
 /// lock, per chunk.
-struct Activity {
+pub(crate) struct Activity {
     start: Instant,
     last_ms: AtomicU64,
 }
 
 impl Activity {
-    fn touch(&self) {
+    /// Activity now.
+    pub(crate) fn new() -> Activity {
+        Activity { start: Instant::now(), last_ms: AtomicU64::new(0) }
+    }
+
+    /// Something moved now.
+    pub(crate) fn touch(&self) {
         self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    fn idle_for(&self) -> Duration {
+    /// How long since something last moved.
+    pub(crate) fn idle_for(&self) -> Duration {
         let now = self.start.elapsed().as_millis() as u64;
         Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
     }
@@ -92,11 +142,24 @@ impl Activity {
 
 /// Copies `from` into `to` until `from` ends (then shuts `to`'s write half: half-close) or
 /// neither direction moved for `idle`. The buffer is allocated when the first byte
-/// arrives, so an idle connection holds none.
-async fn one_way(from: OwnedReadHalf, mut to: OwnedWriteHalf, idle: Duration, activity: Arc<Activity>) -> u64 {
+/// arrives (so an idle connection holds none), small at first ([`FIRST_BUFFER`]) and
+/// grown to [`BUFFER`] once a read fills it, so a short request/response connection never
+/// zeroes 128 KiB. Under [`CopyMethod::Adaptive`], a direction that has moved
+/// [`SPLICE_AFTER`] bytes continues with `splice(2)`.
+async fn one_way(
+    from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    idle: Duration,
+    activity: Arc<Activity>,
+    method: CopyMethod,
+) -> u64 {
     let mut buffer: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {
+        if method == CopyMethod::Adaptive && total >= SPLICE_AFTER {
+            total += crate::pipe_copy::one_way(from.as_ref(), to.as_ref(), idle, &activity).await;
+            break;
+        }
         match tokio::time::timeout(idle, from.readable()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break,
@@ -105,7 +168,7 @@ async fn one_way(from: OwnedReadHalf, mut to: OwnedWriteHalf, idle: Duration, ac
             Err(_) => continue,
         }
         if buffer.is_empty() {
-            buffer = vec![0u8; BUFFER];
+            buffer = vec![0u8; FIRST_BUFFER];
         }
         match from.try_read(&mut buffer) {
             Ok(0) => break,
@@ -115,6 +178,9 @@ async fn one_way(from: OwnedReadHalf, mut to: OwnedWriteHalf, idle: Duration, ac
                 }
                 total += n as u64;
                 activity.touch();
+                if n == buffer.len() && buffer.len() < BUFFER {
+                    buffer = vec![0u8; BUFFER];
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => break,
@@ -181,7 +247,7 @@ mod tests {
         tokio::spawn(async move {
             let (c, _) = front.accept().await.unwrap();
             let u = TcpStream::connect(upstream_addr).await.unwrap();
-            splice(c, u, Duration::from_secs(5)).await
+            CopyMethod::Buffered.copy(c, u, Duration::from_secs(5)).await
         });
         let mut c = TcpStream::connect(front_addr).await.unwrap();
         c.write_all(b"hello through the proxy").await.unwrap();
@@ -192,6 +258,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn adaptive_copy_moves_bulk_data_on_to_splice_intact() {
+        let upstream_addr = server("pod-a").await;
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let proxy = tokio::spawn(async move {
+            let (c, _) = front.accept().await.unwrap();
+            let u = TcpStream::connect(upstream_addr).await.unwrap();
+            CopyMethod::Adaptive.copy(c, u, Duration::from_secs(5)).await
+        });
+        let payload: Vec<u8> = (0..3 * SPLICE_AFTER as usize + 17).map(|i| (i % 251) as u8).collect();
+        let c = TcpStream::connect(front_addr).await.unwrap();
+        let (mut r, mut w) = c.into_split();
+        let sent = payload.clone();
+        let writer = tokio::spawn(async move {
+            w.write_all(&sent).await.unwrap();
+            w.shutdown().await.unwrap();
+        });
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(&got[..6], b"pod-a\n");
+        assert!(got[6..] == payload[..], "the echo came back changed ({} of {} bytes)", got.len() - 6, payload.len());
+        let (up, down) = proxy.await.unwrap();
+        assert_eq!((up, down), (payload.len() as u64, payload.len() as u64 + 6));
+    }
+
+    #[tokio::test]
     async fn an_idle_connection_is_closed() {
         let upstream_addr = server("pod-a").await;
         let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -199,7 +292,7 @@ mod tests {
         let done = tokio::spawn(async move {
             let (c, _) = front.accept().await.unwrap();
             let u = TcpStream::connect(upstream_addr).await.unwrap();
-            splice(c, u, Duration::from_millis(200)).await
+            CopyMethod::Adaptive.copy(c, u, Duration::from_millis(200)).await
         });
         let mut c = TcpStream::connect(front_addr).await.unwrap();
         let mut line = [0u8; 6];

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::balancer::Balancer;
+use crate::sources::SourceRanges;
 use crate::tcp::now_seconds;
 
 /// The largest datagram relayed.
@@ -55,6 +56,7 @@ impl UdpFrontend {
         balancer: Arc<Mutex<Balancer>>,
         idle: Duration,
         max_flows: usize,
+        sources: Option<SourceRanges>,
     ) -> std::io::Result<UdpFrontend> {
         let socket = Arc::new(UdpSocket::bind(addr).await?);
         let addr = socket.local_addr()?;
@@ -65,6 +67,9 @@ impl UdpFrontend {
             let mut buffer = vec![0u8; DATAGRAM];
             loop {
                 let Ok((n, client)) = socket.recv_from(&mut buffer).await else { continue };
+                if sources.as_ref().is_some_and(|s| !s.allows(client.ip())) {
+                    continue; // outside loadBalancerSourceRanges (B10): dropped
+                }
                 let existing = lock(&table).get(&client).map(|f| (f.upstream.clone(), f.last.clone()));
                 let (upstream, last) = match existing {
                     Some(flow) => flow,
@@ -194,7 +199,7 @@ mod tests {
         let (a, b) = (named("pod-a").await, named("pod-b").await);
         let balancer = Arc::new(Mutex::new(Balancer::new(vec![a, b], None)));
         let front =
-            UdpFrontend::start("127.0.0.1:0".parse().unwrap(), balancer, Duration::from_millis(300), 2).await.unwrap();
+            UdpFrontend::start("127.0.0.1:0".parse().unwrap(), balancer, Duration::from_millis(300), 2, None).await.unwrap();
         let one = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let two = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let (first, from) = ask(&one, front.addr()).await;
@@ -220,7 +225,7 @@ mod tests {
     async fn without_endpoints_datagrams_are_dropped() {
         let balancer = Arc::new(Mutex::new(Balancer::new(Vec::new(), None)));
         let front =
-            UdpFrontend::start("127.0.0.1:0".parse().unwrap(), balancer, Duration::from_secs(1), 10).await.unwrap();
+            UdpFrontend::start("127.0.0.1:0".parse().unwrap(), balancer, Duration::from_secs(1), 10, None).await.unwrap();
         let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         c.send_to(b"?", front.addr()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;

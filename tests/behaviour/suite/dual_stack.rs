@@ -10,7 +10,7 @@ use super::super::*;
 use super::*;
 
 /// An EndpointSlice of `addressType: IPv6` named `NAME-v6` for `service`.
-fn slice6(service: &str, ports: &[(&str, &str)], endpoints: &[IpAddr], node: &str) -> String {
+pub fn slice6(service: &str, ports: &[(&str, &str)], endpoints: &[IpAddr], node: &str) -> String {
     let mut out = format!(
         "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-v6\n  namespace: lab\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv6\nports:\n"
     );
