@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod companion;
+pub mod config;
 pub mod controller;
 pub mod examples;
 pub mod health;

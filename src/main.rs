@@ -18,10 +18,16 @@ use kube_ferry::sync::SyncTiming;
 use kube_ferry::tracker::ChangeTracker;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // The matches `run`'s flags are in: the top level's, or the `run` subcommand's.
+    let run_matches = matches.subcommand_matches("run").unwrap_or(&matches);
     let result = match cli.command {
-        None => run(cli.run),
-        Some(Command::Run(args)) => run(*args),
+        None => run(cli.run, run_matches),
+        Some(Command::Run(args)) => run(*args, run_matches),
         Some(Command::Render(args)) => render(&args),
         Some(Command::Cleanup(args)) => cleanup(&args),
         Some(Command::Demo(args)) => demo(&args),
@@ -149,17 +155,63 @@ fn backend_for(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
             .with_binder(Box::new(ferry_userspace::addresses::LoopbackAddresses));
         return Ok(Box::new(backend));
     }
-    bail!(
-        "--mode {}: this build of kube-ferry has no {} backend yet; `kube-ferry render --mode {}` shows what it would program",
-        mode.name(),
-        mode.name(),
-        mode.name()
-    )
+    match ferry_ipvs::IpvsBackend::connect(ipvs_config(args)) {
+        Ok(backend) => Ok(Box::new(backend.with_udp_cleanup())),
+        Err(e) if e.no_ipvs() && !args.ipvs_no_fallback => {
+            // kube-proxy's documented fallback: the mode the kernel can do.
+            tracing::warn!(error = %e, "--mode ipvs: this kernel has no IPVS; falling back to nftables (--ipvs-no-fallback to fail instead)");
+            let mut fallback = args.clone();
+            fallback.mode = Mode::Nftables;
+            backend_for(&fallback)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("--mode ipvs")),
+    }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
+/// The IPVS backend's configuration from the flags.
+fn ipvs_config(args: &RunArgs) -> ferry_ipvs::IpvsConfig {
+    let seconds = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    ferry_ipvs::IpvsConfig {
+        scheduler: args.ipvs_scheduler.name().parse().unwrap_or_default(),
+        cluster_cidrs: args.cluster_cidr.clone(),
+        masquerade_all: args.masquerade_all,
+        nodeport_cidrs: nodeport_cidrs(args),
+        exclude_cidrs: args.ipvs_exclude_cidrs.clone(),
+        timeouts: ferry_ipvs::genl::Timeouts {
+            tcp: seconds(args.ipvs_tcp_timeout),
+            tcp_fin: seconds(args.ipvs_tcpfin_timeout),
+            udp: seconds(args.ipvs_udp_timeout),
+        },
+        strict_arp: args.ipvs_strict_arp,
+        masquerade_bit: args.iptables_masquerade_bit,
+        ..ferry_ipvs::IpvsConfig::default()
+    }
+}
+
+fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+    let report = match args.config.clone() {
+        Some(path) => {
+            let config = kube_ferry::config::load(&path)?;
+            let given = |id: &str| {
+                matches!(
+                    matches.value_source(id),
+                    Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+                )
+            };
+            Some(kube_ferry::config::apply(&config, &mut args, &given))
+        }
+        None => None,
+    };
     args.validate().map_err(anyhow::Error::msg)?;
     init_logging(args.log_format);
+    if let Some(report) = report {
+        if let Some(line) = report.ignored_line() {
+            tracing::info!("{line}");
+        }
+        if let Some(line) = report.overridden_line() {
+            tracing::info!("{line}");
+        }
+    }
     let timing = SyncTiming::new(args.min_sync_period, args.sync_period).map_err(anyhow::Error::msg)?;
     let node_name = match &args.hostname_override {
         Some(name) => name.clone(),
@@ -205,7 +257,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
     let modes = match args.mode {
         Some(m) => vec![m],
-        None => vec![Mode::Nftables, Mode::Iptables, Mode::Userspace],
+        None => vec![Mode::Nftables, Mode::Iptables, Mode::Ipvs, Mode::Userspace],
     };
     for mode in modes {
         match mode {
@@ -241,11 +293,20 @@ fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            other => bail!(
-                "--mode {}: this build of kube-ferry has no {} backend yet, so it made nothing to remove",
-                other.name(),
-                other.name()
-            ),
+            Mode::Ipvs => match ferry_ipvs::IpvsBackend::connect(ferry_ipvs::IpvsConfig::default()) {
+                Ok(mut backend) => {
+                    let report = backend.cleanup().context("cleaning up the ipvs mode")?;
+                    for line in report.removed {
+                        println!("removed {line}");
+                    }
+                }
+                Err(e) if e.no_ipvs() => {
+                    if args.mode.is_some() {
+                        println!("this kernel has no IPVS: the ipvs mode left nothing to remove");
+                    }
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("cleaning up the ipvs mode")),
+            },
         }
     }
     Ok(())
