@@ -47,14 +47,23 @@ fn render_names_skipped_objects_and_broken_files() {
 }
 
 #[test]
-fn modes_without_a_backend_fail_at_start_with_a_clear_message() {
-    // Only modes without a backend: a mode that runs would program this machine's own
-    // namespace, which no test may do (the datapath tests run in lab namespaces).
-    for mode in ["ipvs"] {
-        let (ok, _, err) = kube_ferry(&["--mode", mode, "--manifests", "examples", "--hostname-override", "node-a"]);
-        assert!(!ok);
-        assert!(err.contains(&format!("--mode {mode}: this build of kube-ferry has no {mode} backend yet")), "{err}");
-    }
+fn ipvs_without_ipvs_and_without_fallback_fails_at_start_with_a_clear_message() {
+    // Run in a network namespace of its own (`unshare --net`, root): whatever this kernel
+    // has, nothing may be programmed in the machine's own namespace. The manifest
+    // directory does not exist, so a kernel that has IPVS stops right after the backend
+    // is made, before any sync.
+    let out = Command::new("unshare")
+        .args(["--net", "--", env!("CARGO_BIN_EXE_kube-ferry"), "--mode", "ipvs", "--ipvs-no-fallback"])
+        .args(["--manifests", "/nonexistent-kube-ferry-dir", "--hostname-override", "node-a"])
+        .args(["--healthz-bind-address", "", "--metrics-bind-address", ""])
+        .output()
+        .expect("unshare runs (util-linux; root)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("this kernel has no IPVS") || err.contains("/nonexistent-kube-ferry-dir: not a directory"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -107,7 +107,7 @@ impl ProxyLab {
     pub fn start_proxy(&mut self, extra: &[&str]) {
         let node = self.node_name();
         let dir = self.dir.path().to_str().expect("utf-8 path").to_owned();
-        let mut args: Vec<String> = self.mode.flags().iter().map(|s| (*s).to_owned()).collect();
+        let mut args: Vec<String> = self.mode.run_flags().iter().map(|s| (*s).to_owned()).collect();
         args.extend([
             "--manifests".into(),
             dir,

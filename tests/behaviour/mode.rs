@@ -39,6 +39,9 @@ pub enum Mode {
     Iptables(Variant),
     /// `--mode userspace`: a proxy in user space; it programs addresses, no rules.
     Userspace,
+    /// `--mode ipvs`: IPVS virtual services, `kube-ipvs0`, the helper table
+    /// `ip kube-ferry-ipvs`. Needs a kernel with IPVS (the suite runs it in the VM).
+    Ipvs,
 }
 
 impl Mode {
@@ -50,8 +53,9 @@ impl Mode {
             "iptables" => Mode::Iptables(Variant::Nft),
             "iptables-legacy" => Mode::Iptables(Variant::Legacy),
             "userspace" => Mode::Userspace,
+            "ipvs" => Mode::Ipvs,
             other => {
-                panic!("the behaviour suite knows no mode {other:?} (nftables, iptables, iptables-legacy, userspace)")
+                panic!("the behaviour suite knows no mode {other:?} (nftables, iptables, iptables-legacy, userspace, ipvs)")
             }
         }
     }
@@ -63,7 +67,18 @@ impl Mode {
             Mode::Iptables(Variant::Nft) => &["--mode", "iptables", "--iptables-variant", "nft"],
             Mode::Iptables(Variant::Legacy) => &["--mode", "iptables", "--iptables-variant", "legacy"],
             Mode::Userspace => &["--mode", "userspace"],
+            Mode::Ipvs => &["--mode", "ipvs"],
         }
+    }
+
+    /// The flags for `kube-ferry run`: [`Mode::flags`], and for ipvs `--ipvs-no-fallback`
+    /// (a kernel without IPVS must fail the test, not quietly run nftables).
+    pub fn run_flags(self) -> Vec<&'static str> {
+        let mut flags = self.flags().to_vec();
+        if self == Mode::Ipvs {
+            flags.push("--ipvs-no-fallback");
+        }
+        flags
     }
 
     /// What `kube-ferry cleanup` prints when it removed this mode's rules.
@@ -72,6 +87,7 @@ impl Mode {
             Mode::Nftables => "removed table ip kube-ferry",
             Mode::Iptables(_) => "removed chain KUBE-SERVICES",
             Mode::Userspace => "removed address",
+            Mode::Ipvs => "removed virtual service",
         }
     }
 }

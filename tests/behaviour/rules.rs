@@ -23,7 +23,13 @@ impl ProxyLab {
             Mode::Nftables => self.nft(&["list", "table", "ip", "kube-ferry"]),
             Mode::Iptables(variant) => self.save(variant),
             Mode::Userspace => self.node_ns().exec("ip", ["addr", "show", "dev", "lo"]).unwrap_or_default(),
+            Mode::Ipvs => format!("{}\n{}", self.ipvsadm(&["-Ln"]), self.nft(&["list", "table", "ip", "kube-ferry-ipvs"])),
         }
+    }
+
+    /// Runs `ipvsadm ARGS` in the node.
+    pub fn ipvsadm(&self, args: &[&str]) -> String {
+        self.node_ns().exec("ipvsadm", args).unwrap_or_else(|e| panic!("ipvsadm {args:?}: {e}"))
     }
 
     /// The node's whole ruleset, for comparing before and after: `nft list ruleset` in
@@ -35,6 +41,10 @@ impl ProxyLab {
             Mode::Nftables => self.nft(&["list", "ruleset"]),
             Mode::Iptables(variant) => normalise_save(&self.save(variant)),
             Mode::Userspace => self.nft(&["list", "ruleset"]),
+            Mode::Ipvs => {
+                let links = self.node_ns().exec("ip", ["-o", "link", "show", "type", "dummy"]).unwrap_or_default();
+                format!("{}\n{}\ndummy links: {links}", self.nft(&["list", "ruleset"]), self.ipvsadm(&["-Ln"]))
+            }
         }
     }
 
@@ -52,6 +62,16 @@ impl ProxyLab {
                 loaded.unwrap_or_else(|e| panic!("nft -f (the foreign table): {e}"));
             }
             Mode::Userspace => panic!("the userspace mode programs no rules: the foreign-rules check does not apply"),
+            Mode::Ipvs => {
+                let path = self.dir.path().join("..").join(format!("foreign-{}.nft", std::process::id()));
+                std::fs::write(&path, FOREIGN_TABLE).expect("write the foreign table");
+                let loaded = self.node_ns().exec("nft", ["-f".as_ref(), path.as_os_str()]);
+                std::fs::remove_file(&path).ok();
+                loaded.unwrap_or_else(|e| panic!("nft -f (the foreign table): {e}"));
+                // A virtual service of someone else's, on an address not on kube-ipvs0.
+                self.ipvsadm(&["-A", "-t", "198.51.100.200:80", "-s", "rr"]);
+                self.ipvsadm(&["-a", "-t", "198.51.100.200:80", "-r", "192.0.2.200:80", "-m"]);
+            }
             Mode::Iptables(_) => {
                 self.iptables(&["-t", "filter", "-N", "FOREIGN-INPUT"]);
                 self.iptables(&["-t", "filter", "-A", "FOREIGN-INPUT", "-p", "tcp", "--dport", "9999", "-j", "ACCEPT"]);
@@ -69,6 +89,11 @@ impl ProxyLab {
             Mode::Nftables => self.nft(&["list", "table", "ip", "foreign"]),
             Mode::Iptables(variant) => foreign_lines(&self.save(variant)),
             Mode::Userspace => String::new(),
+            Mode::Ipvs => format!(
+                "{}\n{}",
+                self.nft(&["list", "table", "ip", "foreign"]),
+                self.ipvsadm(&["-Ln", "-t", "198.51.100.200:80"])
+            ),
         }
     }
 
@@ -84,6 +109,9 @@ impl ProxyLab {
                 self.iptables(&["-t", "nat", "-F", "KUBE-SERVICES"]);
             }
             Mode::Userspace => panic!("the userspace mode has no kernel dispatch to break"),
+            Mode::Ipvs => {
+                self.ipvsadm(&["-D", "-t", "10.96.0.10:80"]);
+            }
         }
     }
 
@@ -118,6 +146,7 @@ impl ProxyLab {
             Mode::Nftables => ns.exec("nft", ["list", "ruleset"]),
             Mode::Iptables(variant) => ns.exec(variant.save(), [] as [&str; 0]),
             Mode::Userspace => ns.exec("ip", ["addr", "show", "dev", "lo"]),
+            Mode::Ipvs => ns.exec("ipvsadm", ["-Ln"]).map(|t| t + &ns.exec("nft", ["list", "ruleset"]).unwrap_or_default()),
         }
         .unwrap_or_else(|e| e.to_string());
         format!("node routes:\n{routes}\nnode ruleset:\n{rules}\nkube-ferry log:\n{}", self.proxy_log())

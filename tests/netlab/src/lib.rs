@@ -27,6 +27,7 @@
 
 mod bins;
 mod error;
+pub mod features;
 pub mod guard;
 mod hosts;
 mod lab;
