@@ -382,8 +382,19 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
             )
         );
         println!();
+    } else if args.mode == Mode::Ipvs {
+        let config = ferry_ipvs::IpvsConfig {
+            cluster_cidrs: args.cluster_cidr.clone(),
+            masquerade_all: args.masquerade_all,
+            ..ferry_ipvs::IpvsConfig::default()
+        };
+        // NodePorts are virtual services on the node's addresses: its Node object's here.
+        let node_addresses: Vec<std::net::IpAddr> =
+            builder.state().node().map(|n| n.addresses.clone()).unwrap_or_default();
+        print!("{}", ferry_ipvs::render(builder.state(), &config, &node_addresses));
+        println!();
     } else {
-        println!("# The {} backend is not built yet: this is the model it will program.", args.mode.name());
+        println!("# The {} backend programs no rules: this is the model it serves.", args.mode.name());
     }
     print!("{}", kube_ferry::render::model_table(builder.state(), &rejections));
     Ok(())

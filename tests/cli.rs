@@ -111,3 +111,22 @@ fn render_prints_the_iptables_restore_input_for_the_flags_given() {
     );
     assert!(out.contains("--comment \"demo/web:http cluster IP\""), "rules name their service port:\n{out}");
 }
+
+#[test]
+fn render_prints_the_ipvs_virtual_services_as_ipvsadm_lists_them() {
+    let (ok, out, err) = kube_ferry(&["render", "--mode", "ipvs", "--cluster-cidr", "10.244.0.0/16"]);
+    assert!(ok, "{err}");
+    for line in [
+        "Prot LocalAddress:Port Scheduler Flags",
+        "TCP  10.96.0.10:80 rr",
+        "  -> 10.244.1.11:8080             Masq    1      0          0",
+        "TCP  10.96.0.80:443 rr persistent 600",
+        "TCP  172.18.0.2:30080 rr",
+        "UDP  10.96.0.53:53 rr",
+        "# addresses on kube-ipvs0: 10.96.0.10 10.96.0.53 10.96.0.80 192.0.2.10 203.0.113.80",
+        "table ip kube-ferry-ipvs {",
+        "@cluster-ports ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}

@@ -28,10 +28,11 @@
 //! rtnetlink is async; each [`DummyLink`] owns one rtnetlink socket and a private
 //! current-thread tokio runtime that drives it only inside its calls, so from the caller's
 //! side every method is a plain blocking call and an `Ok` means the kernel applied it
-//! (every request is acknowledged). The socket is bound to the network namespace of the
-//! calling thread at [`DummyLink::open`]; later namespace changes of the process do not
-//! move it. Do not call it from inside another tokio runtime's async task (wrap it in
-//! `spawn_blocking`).
+//! (every request is acknowledged). Like any blocking call, the methods must not run on an
+//! async task's thread (tokio panics: "Cannot start a runtime from within a runtime"):
+//! call them from a plain thread or `spawn_blocking`, as the sync loop does. `open` and
+//! `drop` are fine anywhere. The socket is bound to the network namespace of the calling
+//! thread at [`DummyLink::open`]; later namespace changes of the process do not move it.
 //!
 //! ```no_run
 //! use ferry_ipvs::link::{DummyLink, LinkError, LINK_NAME};
@@ -79,8 +80,9 @@ const IN_FLIGHT: usize = 256;
 pub struct DummyLink {
     name: String,
     handle: Handle,
-    /// Drives the rtnetlink connection task, and each request inside `block_on`.
-    runtime: tokio::runtime::Runtime,
+    /// Drives the rtnetlink connection task, and each request inside `block_on`. `Some`
+    /// from `open` until `drop`, the only place that takes it.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// What a lookup by name found.
@@ -109,12 +111,19 @@ impl DummyLink {
             .build()
             .map_err(|e| socket_error("start its private tokio runtime", e.to_string()))?;
         // The socket registers with the runtime's reactor, so it is made inside it.
-        let (connection, handle, _multicast) = {
+        let opened = {
             let _inside = runtime.enter();
-            rtnetlink::new_connection().map_err(|e| socket_error("open", e.to_string()))?
+            rtnetlink::new_connection()
+        };
+        let (connection, handle, _multicast) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                runtime.shutdown_background(); // see `Drop`
+                return Err(socket_error("open", e.to_string()));
+            }
         };
         runtime.spawn(connection);
-        Ok(DummyLink { name: name.to_string(), handle, runtime })
+        Ok(DummyLink { name: name.to_string(), handle, runtime: Some(runtime) })
     }
 
     /// The link's name.
@@ -133,7 +142,7 @@ impl DummyLink {
             return Ok(false);
         }
         let create = self.handle.link().add(LinkDummy::new(&self.name).build()).execute();
-        match self.runtime.block_on(create) {
+        match self.block_on(create) {
             Ok(()) => {
                 tracing::info!(link = %self.name, "created dummy link");
                 Ok(true)
@@ -160,7 +169,6 @@ impl DummyLink {
         let index = self.existing_index("read its addresses")?;
         let dump = self.handle.address().get().set_link_index_filter(index).execute();
         let messages = self
-            .runtime
             .block_on(dump.try_collect::<Vec<_>>())
             .map_err(|e| self.failure(e, format!("link {}", self.name), "list its addresses", false))?;
         Ok(messages.iter().filter_map(|m| message::host_address(m, index)).collect())
@@ -183,10 +191,9 @@ impl DummyLink {
         }
         let index = self.existing_index("change its addresses")?;
         let handle = &self.handle;
-        let removed = self
-            .runtime
-            .block_on(in_flight(&remove, |ip| handle.address().del(message::del_address(index, ip)).execute()));
-        let added = self.runtime.block_on(in_flight(&add, |ip| {
+        let removed =
+            self.block_on(in_flight(&remove, |ip| handle.address().del(message::del_address(index, ip)).execute()));
+        let added = self.block_on(in_flight(&add, |ip| {
             let mut request = handle.address().add(index, ip, message::host_prefix_len(&ip));
             *request.message_mut() = message::new_address(index, ip);
             request.execute()
@@ -224,7 +231,7 @@ impl DummyLink {
         if let Kind::Other(kind) = found.kind {
             return Err(LinkError::NotDummy { name: self.name.clone(), kind });
         }
-        match self.runtime.block_on(self.handle.link().del(found.index).execute()) {
+        match self.block_on(self.handle.link().del(found.index).execute()) {
             Ok(()) => {
                 tracing::info!(link = %self.name, "deleted dummy link");
                 Ok(true)
@@ -234,10 +241,18 @@ impl DummyLink {
         }
     }
 
+    /// Runs `future` (a request) to completion on the private runtime, with the
+    /// connection task.
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        // `runtime` is `Some` until `drop` (see the field).
+        #[allow(clippy::expect_used)]
+        self.runtime.as_ref().expect("the runtime lives until drop").block_on(future)
+    }
+
     /// The link's index and kind, or `None` if there is no link of this name.
     fn lookup(&self) -> Result<Option<Found>, LinkError> {
         let mut answers = self.handle.link().get().match_name(self.name.clone()).execute();
-        match self.runtime.block_on(answers.try_next()) {
+        match self.block_on(answers.try_next()) {
             Ok(Some(link)) => Ok(Some(Found { index: link.header.index, kind: message::kind(&link) })),
             Ok(None) => Ok(None),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
@@ -272,6 +287,16 @@ impl DummyLink {
     }
 }
 
+impl Drop for DummyLink {
+    /// Closes the socket without waiting: dropping a tokio runtime the ordinary way panics
+    /// inside an async context, and a `DummyLink` may well be dropped in one.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Runs `request` for every address with up to [`IN_FLIGHT`] in flight, and returns each
 /// address's outcome in address order.
 async fn in_flight<F, R>(addresses: &BTreeSet<IpAddr>, request: R) -> Vec<(IpAddr, Result<(), rtnetlink::Error>)>
@@ -291,5 +316,45 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(message) => message.code.map(|code| code.get().abs()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name no test environment has; the lookups below only read.
+    const ABSENT: &str = "ferry-absent0";
+
+    #[test]
+    fn a_dummy_link_can_move_to_the_sync_thread() {
+        fn send<T: Send>() {}
+        send::<DummyLink>();
+    }
+
+    #[test]
+    fn open_refuses_a_name_linux_cannot_have() {
+        let e = DummyLink::open("kube-ipvs0-too-long").expect_err("16+ bytes");
+        assert!(matches!(e, LinkError::InvalidName { .. }), "{e}");
+        assert!(e.to_string().contains("longer than 15 bytes"), "{e}");
+    }
+
+    #[test]
+    fn open_creates_nothing_and_a_missing_link_is_no_error() {
+        let mut link = DummyLink::open(ABSENT).expect("an rtnetlink socket opens unprivileged");
+        assert_eq!(link.name(), ABSENT);
+        assert!(!link.exists().expect("lookup"));
+        assert!(!link.delete().expect("delete of a missing link is a no-op"));
+        assert!(matches!(link.addresses(), Err(LinkError::Missing { .. })));
+        assert!(link.change(&[], &[]).is_ok(), "an empty change needs no link");
+    }
+
+    #[test]
+    fn open_and_drop_inside_an_async_context_do_not_panic() {
+        let outer = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        outer.block_on(async {
+            let link = DummyLink::open(ABSENT).expect("open");
+            drop(link);
+        });
     }
 }
