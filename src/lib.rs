@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod companion;
 pub mod config;
+pub mod conntrack_sysctl;
 pub mod controller;
 pub mod examples;
 pub mod health;

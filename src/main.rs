@@ -98,6 +98,23 @@ fn ipt_config(args: &RunArgs) -> ferry_iptables::IptConfig {
     }
 }
 
+/// The conntrack sysctls of `--conntrack-*`, in this network namespace, as kube-proxy
+/// sets them at start (skipped, with a log line, where the namespace does not allow one).
+fn set_conntrack_sysctls(args: &RunArgs) {
+    use kube_ferry::conntrack_sysctl::{apply, plan, ConntrackSettings};
+    let settings = ConntrackSettings {
+        max_per_core: args.conntrack_max_per_core,
+        min: args.conntrack_min,
+        tcp_established: args.conntrack_tcp_timeout_established,
+        tcp_close_wait: args.conntrack_tcp_timeout_close_wait,
+        tcp_be_liberal: args.conntrack_tcp_be_liberal,
+        udp: args.conntrack_udp_timeout,
+        udp_stream: args.conntrack_udp_timeout_stream,
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+    apply(&plan(&settings, cpus), std::path::Path::new("/proc/sys"));
+}
+
 /// The userspace backend's configuration from the flags.
 fn userspace_config(args: &RunArgs) -> anyhow::Result<ferry_userspace::UserspaceConfig> {
     let mut config = ferry_userspace::UserspaceConfig {
@@ -217,6 +234,7 @@ fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Some(name) => name.clone(),
         None => host_name()?,
     };
+    set_conntrack_sysctls(&args);
     let backend = backend_for(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

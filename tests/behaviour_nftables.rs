@@ -98,3 +98,8 @@ fn full_resync_repairs_drift() {
 fn b12_localhost_node_ports_with_the_userspace_companion() {
     suite::localhost_node_ports("nftables", &["--localhost-nodeports"], &[]);
 }
+
+#[test]
+fn conntrack_sysctls_are_set() {
+    suite::conntrack_sysctls_are_set("nftables");
+}

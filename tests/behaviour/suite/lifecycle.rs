@@ -166,3 +166,31 @@ pub fn full_resync_repairs_drift(mode: &'static str) {
         Result::is_ok,
     );
 }
+
+/// kube-proxy's conntrack sysctls (`--conntrack-*`) are set in the node's namespace at
+/// start; `nf_conntrack_max` is not writable outside the host's namespace and is skipped.
+pub fn conntrack_sysctls_are_set(mode: &'static str) {
+    let mut lab = ProxyLab::single_node(mode, 1);
+    lab.write("web.yaml", &web(&lab, &[0]));
+    let read = |lab: &ProxyLab, name: &str| {
+        lab.node_ns()
+            .exec("cat", [format!("/proc/sys/net/netfilter/{name}")])
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .trim()
+            .to_owned()
+    };
+    lab.start_proxy(&[
+        "--cluster-cidr",
+        CLUSTER_CIDR,
+        "--conntrack-tcp-timeout-established",
+        "12h",
+        "--conntrack-tcp-be-liberal",
+        "--conntrack-udp-timeout",
+        "45s",
+    ]);
+    let _ = lab.until("the service", || lab.ask(lab.client_ns(), Proto::Tcp, sa("10.96.0.10:80")), Result::is_ok);
+    assert_eq!(read(&lab, "nf_conntrack_tcp_timeout_established"), "43200");
+    assert_eq!(read(&lab, "nf_conntrack_tcp_be_liberal"), "1");
+    assert_eq!(read(&lab, "nf_conntrack_udp_timeout"), "45");
+    assert_eq!(read(&lab, "nf_conntrack_tcp_timeout_close_wait"), "3600", "the default, 1h");
+}
