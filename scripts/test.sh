@@ -4,3 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test --workspace --locked
+# What needs kernel features this machine may lack (IPVS, dummy links), in a VM of Debian's kernel.
+bash tests/vm/run-tests.sh ferry-ipvs:kernel

@@ -234,6 +234,12 @@ fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Some(name) => name.clone(),
         None => host_name()?,
     };
+    if args.detect_local_mode != kube_ferry::cli::DetectLocalMode::ClusterCidr {
+        tracing::warn!(
+            mode = ?args.detect_local_mode,
+            "--detect-local-mode: only ClusterCIDR is implemented yet; traffic from outside --cluster-cidr is masqueraded"
+        );
+    }
     set_conntrack_sysctls(&args);
     let backend = backend_for(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
