@@ -21,6 +21,3 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install a Rust toolchain (rustup, or Debian's cargo package) and run this again" >&2
   exit 1
 fi
-
-# The VM the IPVS kernel tests run in (tests/vm/ferry-vm: qemu, Debian's kernel, an initramfs).
-bash tests/vm/ferry-vm setup
