@@ -52,6 +52,8 @@ pub struct IpvsBackend {
     sets: Option<(HelperSets, HelperSets)>,
     /// Real servers at weight 0 waiting for their connections to drain, since when.
     draining: BTreeMap<(ServiceKey, (IpAddr, u16)), Instant>,
+    /// The node's addresses NodePorts answer on, read again at each full sync.
+    node_addresses: Option<Vec<IpAddr>>,
 }
 
 impl std::fmt::Debug for IpvsBackend {
@@ -90,6 +92,7 @@ impl IpvsBackend {
             addresses: None,
             sets: None,
             draining: BTreeMap::new(),
+            node_addresses: None,
         }
     }
 
@@ -131,11 +134,18 @@ impl IpvsBackend {
         Ok(())
     }
 
-    /// The node's addresses NodePorts answer on.
+    /// The node's addresses NodePorts answer on: read on full syncs (every
+    /// `--sync-period`), kept between them.
     fn node_addresses(&mut self) -> Result<Vec<IpAddr>, BackendError> {
+        if let Some(known) = &self.node_addresses {
+            return Ok(known.clone());
+        }
         let all = self.link.node_addresses().map_err(BackendError::Other)?;
         let cidrs = &self.config.nodeport_cidrs;
-        Ok(all.into_iter().filter(|a| cidrs.is_empty() || cidrs.iter().any(|c| c.contains(a))).collect())
+        let mine: Vec<IpAddr> =
+            all.into_iter().filter(|a| cidrs.is_empty() || cidrs.iter().any(|c| c.contains(a))).collect();
+        self.node_addresses = Some(mine.clone());
+        Ok(mine)
     }
 
     fn sync_inner(&mut self, state: &ProxyState) -> Result<SyncReport, BackendError> {
@@ -367,6 +377,7 @@ impl Backend for IpvsBackend {
             // A full sync repairs drift: the kernel is read again.
             self.image = None;
             self.addresses = None;
+            self.node_addresses = None;
         }
         let result = self.sync_inner(state);
         if result.is_err() {
@@ -374,6 +385,7 @@ impl Backend for IpvsBackend {
             self.image = None;
             self.addresses = None;
             self.sets = None;
+            self.node_addresses = None;
         }
         result
     }

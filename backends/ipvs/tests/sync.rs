@@ -332,3 +332,38 @@ fn a_refused_virtual_service_is_reported_and_the_others_are_programmed() {
     assert!(report.refused[0].object.contains("demo/dns"), "{:?}", report.refused);
     assert_eq!(kernel.table().len(), 2, "web's ClusterIP and NodePort are programmed: {:?}", kernel.table());
 }
+
+#[test]
+fn at_10000_services_an_endpoint_change_is_still_four_messages() {
+    let kernel = Shared::default();
+    let mut ipvs = backend(&kernel, IpvsConfig::default());
+    let mut b = StateBuilder::new("node-a");
+    let set = |b: &mut StateBuilder, i: usize, eps: &[String]| {
+        let name = format!("svc-{i}");
+        let ip = std::net::Ipv4Addr::from(0x0a60_0010u32 + i as u32).to_string();
+        let svc = service("bench", &name).cluster_ip(&ip).port("http", 80, "TCP").build();
+        let mut s = slice("bench", &format!("{name}-1"), &name, "IPv4").port("http", 8080, "TCP");
+        for ep in eps {
+            s = s.ready(ep, "node-b");
+        }
+        b.set_service(ServiceName::new("bench", &name), Some(ServiceSpec::admit(&svc)));
+        b.set_slice(SliceName::new("bench", &format!("{name}-1")), Some(SliceSpec::admit(&s.build())));
+    };
+    let two = ["10.244.1.5".to_owned(), "10.244.2.5".to_owned()];
+    for i in 0..10_000 {
+        set(&mut b, i, &two);
+    }
+    b.rebuild();
+    let t = std::time::Instant::now();
+    ipvs.sync(b.state(), SyncRequest::Full).unwrap();
+    eprintln!("full sync of 10,000 services against the in-memory kernel: {:?}", t.elapsed());
+    assert_eq!(kernel.lock().messages, 30_001, "a dump, then one message per service and real server");
+    set(&mut b, 5_000, &["10.244.1.5".to_owned(), "10.244.3.5".to_owned()]);
+    let diff = b.rebuild();
+    let before = kernel.lock().messages;
+    let t = std::time::Instant::now();
+    ipvs.sync(b.state(), SyncRequest::Changes(&diff)).unwrap();
+    eprintln!("one endpoint change at 10,000 services, in-memory kernel: {:?}", t.elapsed());
+    // NEW_DEST, SET_DEST weight 0, the drain check's dump, DEL_DEST (no connections).
+    assert_eq!(kernel.lock().messages - before, 4);
+}
