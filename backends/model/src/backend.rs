@@ -113,6 +113,15 @@ pub trait Backend: Send {
 
     /// Removes everything this backend ever created (B28), and nothing else (B27).
     fn cleanup(&mut self) -> Result<CleanupReport, BackendError>;
+
+    /// Reads back from the kernel (not from this process's memory) every frontend the
+    /// mode has programmed, with its endpoints, for `kube-ferry status` (B32).
+    fn status(&mut self) -> Result<Vec<crate::ProgrammedFrontend>, BackendError> {
+        Err(BackendError::Unavailable {
+            what: format!("`kube-ferry status` for --mode {}", self.mode()),
+            hint: "not built for this mode yet".into(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub mod reject;
 pub mod select;
 pub mod spec;
 pub mod state;
+pub mod status;
 
 pub use backend::{find_refused, Backend, BackendError, CleanupReport, Refusal, SyncReport, SyncRequest};
 pub use build::StateBuilder;
@@ -41,3 +42,4 @@ pub use protocol::{IpFamily, Protocol};
 pub use reject::Rejection;
 pub use spec::{Admission, NodeSpec, ServicePortSpec, ServiceSpec, SliceEndpoint, SlicePort, SliceSpec};
 pub use state::{ClientIpAffinity, Endpoint, ProxyState, ServicePort};
+pub use status::{status_table, ProgrammedFrontend};
