@@ -29,6 +29,9 @@ pub enum Command {
     Render(RenderArgs),
     /// Remove everything kube-ferry programmed into the kernel.
     Cleanup(CleanupArgs),
+    /// Read the kernel and print every programmed frontend with its endpoints, in the
+    /// same layout for every mode (B32).
+    Status(StatusArgs),
     /// Run kube-ferry in a throwaway network-namespace lab and show real requests (root).
     ///
     /// Builds a lab of network namespaces (a node, two pods, an outside client), runs
@@ -71,6 +74,29 @@ pub struct CleanupArgs {
     /// iptables mode: the variant to clean (default: both).
     #[arg(long, value_enum)]
     pub iptables_variant: Option<IptablesVariant>,
+}
+
+/// The flags of `status`.
+#[derive(Clone, Debug, Args)]
+pub struct StatusArgs {
+    /// The mode whose kernel objects to read.
+    #[arg(long, alias = "proxy-mode", value_enum, default_value = "nftables")]
+    pub mode: Mode,
+    /// iptables mode: the variant to read (default: the one holding KUBE- rules).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub iptables_variant: IptablesVariant,
+    /// `text` (a table) or `json` (for scripts).
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: StatusOutput,
+}
+
+/// `status --output`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusOutput {
+    /// One line per frontend.
+    Text,
+    /// A JSON array of frontends.
+    Json,
 }
 
 /// `--iptables-variant`.

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(*args, run_matches),
         Some(Command::Render(args)) => render(&args),
         Some(Command::Cleanup(args)) => cleanup(&args),
+        Some(Command::Status(args)) => status(&args),
         Some(Command::Demo(args)) => demo(&args),
         Some(Command::Version) => {
             println!("kube-ferry {}", env!("CARGO_PKG_VERSION"));
@@ -331,6 +332,31 @@ fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
                 }
                 Err(e) => return Err(anyhow::Error::new(e).context("cleaning up the ipvs mode")),
             },
+        }
+    }
+    Ok(())
+}
+
+/// `status`: the mode's kernel objects read back and printed (B32). Reads only.
+fn status(args: &kube_ferry::cli::StatusArgs) -> anyhow::Result<()> {
+    let mut backend: Box<dyn Backend> = match args.mode {
+        Mode::Nftables => Box::new(ferry_nftables::NftablesBackend::new(ferry_nftables::NftConfig::default())),
+        Mode::Iptables => Box::new(ferry_iptables::IptablesBackend::new(
+            ferry_iptables::IptConfig::default(),
+            ipt_variant(args.iptables_variant),
+        )),
+        Mode::Ipvs => Box::new(ferry_ipvs::IpvsBackend::connect(ferry_ipvs::IpvsConfig::default()).context("--mode ipvs")?),
+        Mode::Userspace => bail!(
+            "--mode userspace keeps its endpoints in the proxy process, not in the kernel: the kernel holds only its listeners (`ss -ltnp`) and the service addresses on lo (`ip addr show dev lo`)"
+        ),
+    };
+    let frontends = backend.status().with_context(|| format!("reading what --mode {} programmed", args.mode.name()))?;
+    match args.output {
+        kube_ferry::cli::StatusOutput::Text => print!("{}", ferry_model::status_table(args.mode.name(), &frontends)),
+        kube_ferry::cli::StatusOutput::Json => {
+            let mut sorted = frontends;
+            sorted.sort();
+            println!("{}", serde_json::to_string_pretty(&sorted)?);
         }
     }
     Ok(())

@@ -390,6 +390,43 @@ impl Backend for IpvsBackend {
         result
     }
 
+    fn status(&mut self) -> Result<Vec<ferry_model::ProgrammedFrontend>, BackendError> {
+        let link_addresses = self.link.addresses().unwrap_or_default();
+        let node_addresses = self.link.node_addresses().unwrap_or_default();
+        let owner = Ownership {
+            link_addresses: &link_addresses,
+            node_addresses: &node_addresses,
+            excluded: &self.config.exclude_cidrs,
+        };
+        let mut out = Vec::new();
+        for service in self.table.services().map_err(|e| refused(&e))? {
+            if !owner.owns(&service) {
+                continue;
+            }
+            let servers = self.table.real_servers(&service).map_err(|e| refused(&e))?;
+            // Weight 0: draining, takes no new connection.
+            let endpoints = servers.iter().filter(|s| s.weight > 0).map(|s| std::net::SocketAddr::new(s.address, s.port));
+            out.push(ferry_model::ProgrammedFrontend::new(
+                service.protocol,
+                Some(service.address),
+                service.port,
+                endpoints.collect(),
+            ));
+        }
+        for family in [IpFamily::V4, IpFamily::V6] {
+            for (set, verdict) in [("no-endpoint-reject", "reject"), ("no-endpoint-drop", "drop")] {
+                let fam = helpers::nft_family(family);
+                let Ok(text) = self.nft.output(&["list", "set", fam, helpers::TABLE, set]) else { continue };
+                for (protocol, address, port) in helpers::parse_frontend_elements(&text) {
+                    let mut f = ferry_model::ProgrammedFrontend::new(protocol, Some(address), port, Vec::new());
+                    f.verdict = Some(verdict.to_owned());
+                    out.push(f);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn cleanup(&mut self) -> Result<CleanupReport, BackendError> {
         let mut report = CleanupReport::default();
         let link_addresses = self.link.addresses().unwrap_or_default();

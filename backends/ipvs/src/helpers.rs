@@ -215,9 +215,43 @@ pub fn elements<'a>(items: impl IntoIterator<Item = &'a str>) -> BTreeSet<String
     items.into_iter().map(str::to_owned).collect()
 }
 
+/// The `addr . proto . port` elements of an `nft list set` listing, parsed.
+pub fn parse_frontend_elements(listing: &str) -> Vec<(crate::genl::Protocol, std::net::IpAddr, u16)> {
+    use crate::genl::Protocol;
+    let Some(start) = listing.find("elements = {") else { return Vec::new() };
+    let body = &listing[start + "elements = {".len()..];
+    let body = &body[..body.find('}').unwrap_or(body.len())];
+    body.split(',')
+        .filter_map(|element| {
+            // IPv4 addresses contain dots too: the protocol and port are the last two.
+            let all: Vec<&str> = element.split('.').map(str::trim).collect();
+            let (port, proto) = (all.last()?, all.get(all.len().checked_sub(2)?)?);
+            let address: std::net::IpAddr = all[..all.len() - 2].join(".").trim().parse().ok()?;
+            let protocol = match *proto {
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
+                "sctp" => Protocol::Sctp,
+                _ => return None,
+            };
+            Some((protocol, address, port.parse().ok()?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_listings_give_their_frontends() {
+        let listing = "table ip kube-ferry-ipvs {\n\tset no-endpoint-reject {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\telements = { 10.96.0.11 . tcp . 80,\n\t\t\t     10.96.0.11 . udp . 53 }\n\t}\n}\n";
+        let got = parse_frontend_elements(listing);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (crate::genl::Protocol::Tcp, "10.96.0.11".parse().unwrap(), 80));
+        let v6 = "set x {\n elements = { fd00:10:96::41 . tcp . 80 }\n}";
+        assert_eq!(parse_frontend_elements(v6)[0].1, "fd00:10:96::41".parse::<std::net::IpAddr>().unwrap());
+        assert!(parse_frontend_elements("set x { type ipv4_addr; }").is_empty());
+    }
 
     #[test]
     fn the_table_has_fixed_rules_and_the_sets_hold_the_services() {
