@@ -74,6 +74,14 @@ pub struct CleanupArgs {
     /// iptables mode: the variant to clean (default: both).
     #[arg(long, value_enum)]
     pub iptables_variant: Option<IptablesVariant>,
+    /// Every mode (the default when no --mode is given).
+    #[arg(long, conflicts_with = "mode")]
+    pub all: bool,
+    /// Also remove what upstream kube-proxy left: its iptables chains and jumps (not the
+    /// kubelet's), its nftables tables `kube-proxy`, its IPVS services and `kube-ipvs0`,
+    /// its `KUBE-` ipsets. For a clean migration: run it before kube-ferry starts.
+    #[arg(long)]
+    pub kube_proxy: bool,
 }
 
 /// The flags of `status`.

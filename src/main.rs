@@ -279,7 +279,52 @@ fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<()> {
     })
 }
 
+/// `cleanup --kube-proxy`: what upstream kube-proxy left, in this network namespace.
+fn cleanup_kube_proxy() -> anyhow::Result<()> {
+    let nft = ferry_nftables::nft::NftTool::find();
+    let tables = nft.output(&["list", "tables"]).unwrap_or_default();
+    for family in ["ip", "ip6"] {
+        let name = format!("table {family} kube-proxy");
+        if tables.lines().any(|l| l.trim() == name) {
+            nft.apply(&format!("delete table {family} kube-proxy\n")).with_context(|| format!("removing {name}"))?;
+            println!("removed {name}");
+        }
+    }
+    for variant in [ferry_iptables::Variant::Nft, ferry_iptables::Variant::Legacy] {
+        for line in ferry_iptables::kube_proxy::cleanup_kube_proxy(variant)
+            .with_context(|| format!("removing kube-proxy's iptables chains ({} variant)", variant.name()))?
+        {
+            println!("removed {line}");
+        }
+    }
+    match ferry_ipvs::IpvsBackend::connect(ferry_ipvs::IpvsConfig::default()) {
+        // kube-proxy's virtual services are on kube-ipvs0's addresses, as kube-ferry's are.
+        Ok(mut backend) => {
+            for line in backend.cleanup().context("removing kube-proxy's IPVS services")?.removed {
+                println!("removed {line}");
+            }
+        }
+        Err(e) if e.no_ipvs() => {}
+        Err(e) => return Err(anyhow::Error::new(e).context("removing kube-proxy's IPVS services")),
+    }
+    // ipsets last: the iptables rules that used them are gone.
+    if let Ok(out) = std::process::Command::new("ipset").args(["list", "-n"]).output() {
+        for set in String::from_utf8_lossy(&out.stdout).lines().filter(|s| s.starts_with("KUBE-")) {
+            let done = std::process::Command::new("ipset").args(["destroy", set]).status();
+            if done.is_ok_and(|s| s.success()) {
+                println!("removed ipset {set}");
+            } else {
+                eprintln!("kube-ferry: could not destroy ipset {set} (in use?)");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
+    if args.kube_proxy {
+        cleanup_kube_proxy()?;
+    }
     let modes = match args.mode {
         Some(m) => vec![m],
         None => vec![Mode::Nftables, Mode::Iptables, Mode::Ipvs, Mode::Userspace],
