@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::Resource;
@@ -99,8 +99,7 @@ fn variant_capabilities(mode: Mode) -> &'static str {
 
 /// Appended to the base DaemonSet (whose container and pod spec end it) for the modes
 /// that use iptables.
-const XTABLES_MOUNTS: &str = "          volumeMounts:
-            # The iptables tools take the node's xtables lock, shared with every other
+const XTABLES_MOUNTS: &str = "            # The iptables tools take the node's xtables lock, shared with every other
             # iptables user on the node: it must be the host's file.
             - name: xtables-lock
               mountPath: /run/xtables.lock
@@ -108,8 +107,9 @@ const XTABLES_MOUNTS: &str = "          volumeMounts:
             - name: lib-modules
               mountPath: /lib/modules
               readOnly: true
-      volumes:
-        - name: xtables-lock
+";
+
+const XTABLES_VOLUMES: &str = "        - name: xtables-lock
           hostPath:
             path: /run/xtables.lock
             type: FileOrCreate
@@ -118,6 +118,9 @@ const XTABLES_MOUNTS: &str = "          volumeMounts:
             path: /lib/modules
             type: Directory
 ";
+
+/// Where the base DaemonSet's container mounts end and its volumes begin.
+const MOUNTS_END: &str = "              readOnly: true\n      volumes:\n";
 
 fn replace_once(text: &str, from: &str, to: &str, what: &str) -> String {
     assert_eq!(text.matches(from).count(), 1, "the base must hold {what} exactly once: {from:?}");
@@ -148,23 +151,22 @@ fn render_variant(mode: Mode) -> String {
     daemonset = replace_once(&daemonset, "- --mode=nftables\n", &format!("- --mode={name}\n"), "the mode flag");
     daemonset = replace_once(&daemonset, BASE_CAPABILITIES, variant_capabilities(mode), "the capabilities");
     if uses_xtables(mode) {
-        // The mounts go at the end of the container, which ends the pod spec and the file.
-        assert!(daemonset.ends_with(variant_capabilities(mode)), "the base DaemonSet ends with its capabilities");
-        daemonset.push_str(XTABLES_MOUNTS);
+        // The mounts join the config mount; the volumes end the pod spec and the file.
+        daemonset = replace_once(
+            &daemonset,
+            MOUNTS_END,
+            &format!("              readOnly: true\n{XTABLES_MOUNTS}      volumes:\n"),
+            "the end of the container's mounts",
+        );
+        daemonset.push_str(XTABLES_VOLUMES);
     }
-    let backend = match mode {
-        Mode::Nftables => String::new(),
-        _ => format!(
-            "# Today only the nftables mode has a backend: these pods exit at start saying this\n\
-             # build has no {name} backend (`kube-ferry render --mode {name}` shows its model).\n"
-        ),
-    };
+    let configmap = in_namespace(&read(&base.join("configmap.yaml")));
     format!(
-        "# kube-ferry with --mode={name}: its ServiceAccount, ClusterRole, ClusterRoleBinding and\n\
-         # DaemonSet, in {NAMESPACE}. Apply with `kubectl apply -f manifests/{name}/all.yaml`.\n\
+        "# kube-ferry with --mode={name}: its ServiceAccount, ClusterRole, ClusterRoleBinding,\n\
+         # ConfigMap and DaemonSet, in {NAMESPACE}. Apply with `kubectl apply -f manifests/{name}/all.yaml`.\n\
          # Generated from manifests/base/ by tests/manifests.rs: edit the base, then run\n\
          #   KUBE_FERRY_WRITE_MANIFESTS=1 cargo test --test manifests\n\
-         {backend}---\n{service_account}---\n{rbac}---\n{daemonset}"
+         ---\n{service_account}---\n{rbac}---\n{configmap}---\n{daemonset}"
     )
 }
 
@@ -216,6 +218,7 @@ struct Objects {
     bindings: Vec<ClusterRoleBinding>,
     daemonsets: Vec<DaemonSet>,
     namespaces: Vec<Namespace>,
+    config_maps: Vec<ConfigMap>,
 }
 
 /// Where two JSON values differ, as paths.
@@ -282,6 +285,10 @@ fn load_into(objects: &mut Objects, doc: &Doc) {
         "Namespace" => {
             expect(Namespace::KIND, Namespace::API_VERSION);
             objects.namespaces.push(typed(doc));
+        }
+        "ConfigMap" => {
+            expect(ConfigMap::KIND, ConfigMap::API_VERSION);
+            objects.config_maps.push(typed(doc));
         }
         other => panic!("{}: kind {other:?} is not one the manifests are meant to hold", doc.origin),
     }
@@ -567,11 +574,22 @@ fn each_daemonset_is_as_its_mode_needs() {
             .iter()
             .map(|m| (m.name.as_str(), (m.mount_path.as_str(), m.read_only == Some(true))))
             .collect();
+        // The config file, from the ConfigMap, read only, in every mode.
+        assert_eq!(mounts.get("config"), Some(&("/etc/kube-ferry", true)), "{at}: the ConfigMap's mount");
+        let config_volume = pod.volumes.as_deref().unwrap_or_default().iter().find(|v| v.name == "config");
+        assert_eq!(
+            config_volume.and_then(|v| v.config_map.as_ref()).map(|c| c.name.as_str()),
+            Some(NAME),
+            "{at}: the config volume is the kube-ferry ConfigMap"
+        );
+        let mut mounts = mounts;
+        mounts.remove("config");
         let volumes: BTreeMap<&str, (&str, Option<&str>)> = pod
             .volumes
             .as_deref()
             .unwrap_or_default()
             .iter()
+            .filter(|v| v.name != "config")
             .map(|v| {
                 let host = v.host_path.as_ref().unwrap_or_else(|| panic!("{at}: volume {} is a hostPath", v.name));
                 (v.name.as_str(), (host.path.as_str(), host.type_.as_deref()))
@@ -605,7 +623,15 @@ fn each_daemonsets_args_parse_with_kube_ferrys_cli_as_its_mode() {
         let daemonset = only(&objects.daemonsets, "DaemonSet", dir);
         let container = container(daemonset);
         let args = expanded_args(container);
-        let run = parse_run_args(&args);
+        let mut run = parse_run_args(&args);
+        // The ConfigMap's config.conf, laid under the flags as `run` lays it.
+        let config_map = only(&objects.config_maps, "ConfigMap", dir);
+        let text = config_map.data.as_ref().and_then(|d| d.get("config.conf")).expect("the ConfigMap holds config.conf");
+        let config = kube_ferry::config::parse_str(text).unwrap_or_else(|e| panic!("manifests/{dir}: config.conf: {e}"));
+        assert_eq!(run.config.as_deref(), Some(Path::new("/etc/kube-ferry/config.conf")), "manifests/{dir}");
+        let given: BTreeSet<String> = args.iter().filter_map(|a| a.strip_prefix("--")?.split('=').next()).map(|f| f.replace('-', "_")).collect();
+        let report = kube_ferry::config::apply(&config, &mut run, &|id| given.contains(id));
+        assert!(report.ignored.is_empty(), "manifests/{dir}: config.conf has fields kube-ferry ignores: {:?}", report.ignored);
         run.validate().unwrap_or_else(|e| panic!("manifests/{dir}: {e}"));
         assert_eq!(run.mode, mode, "manifests/{dir} runs --mode={}", mode.name());
         assert_eq!(
