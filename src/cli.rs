@@ -79,9 +79,13 @@ pub struct CleanupArgs {
     pub all: bool,
     /// Also remove what upstream kube-proxy left: its iptables chains and jumps (not the
     /// kubelet's), its nftables tables `kube-proxy`, its IPVS services and `kube-ipvs0`,
-    /// its `KUBE-` ipsets. For a clean migration: run it before kube-ferry starts.
+    /// its `KUBE-` ipsets. Alone, it removes only those; with --mode or --all, kube-ferry's too.
     #[arg(long)]
     pub kube_proxy: bool,
+    /// With --kube-proxy: keep IPVS virtual services and kube-ipvs0 (kube-ferry's ipvs
+    /// mode takes them over from kube-proxy's; remove only its iptables and ipset leftovers).
+    #[arg(long, requires = "kube_proxy")]
+    pub keep_ipvs: bool,
 }
 
 /// The flags of `status`.

@@ -280,7 +280,7 @@ fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<()> {
 }
 
 /// `cleanup --kube-proxy`: what upstream kube-proxy left, in this network namespace.
-fn cleanup_kube_proxy() -> anyhow::Result<()> {
+fn cleanup_kube_proxy(keep_ipvs: bool) -> anyhow::Result<()> {
     let nft = ferry_nftables::nft::NftTool::find();
     let tables = nft.output(&["list", "tables"]).unwrap_or_default();
     for family in ["ip", "ip6"] {
@@ -298,6 +298,7 @@ fn cleanup_kube_proxy() -> anyhow::Result<()> {
         }
     }
     match ferry_ipvs::IpvsBackend::connect(ferry_ipvs::IpvsConfig::default()) {
+        Ok(_) if keep_ipvs => {}
         // kube-proxy's virtual services are on kube-ipvs0's addresses, as kube-ferry's are.
         Ok(mut backend) => {
             for line in backend.cleanup().context("removing kube-proxy's IPVS services")?.removed {
@@ -323,7 +324,10 @@ fn cleanup_kube_proxy() -> anyhow::Result<()> {
 
 fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
     if args.kube_proxy {
-        cleanup_kube_proxy()?;
+        cleanup_kube_proxy(args.keep_ipvs)?;
+        if args.mode.is_none() && !args.all {
+            return Ok(());
+        }
     }
     let modes = match args.mode {
         Some(m) => vec![m],

@@ -41,7 +41,7 @@ fn cleanup_kube_proxy_removes_upstreams_leftovers_and_nothing_else() {
 
     let out = ns
         .command(env!("CARGO_BIN_EXE_kube-ferry"))
-        .args(["cleanup", "--mode", "nftables", "--kube-proxy"])
+        .args(["cleanup", "--kube-proxy"])
         .output()
         .expect("kube-ferry cleanup");
     let stdout = String::from_utf8_lossy(&out.stdout);
