@@ -195,3 +195,13 @@ fn b12_localhost_node_ports_nft_variant() {
 fn b12_localhost_node_ports_legacy() {
     suite::localhost_node_ports("iptables-legacy", &[], &["--iptables-localhost-nodeports", "false"]);
 }
+
+#[test]
+fn b32_status_shows_what_traffic_confirms_nft_variant() {
+    suite::status_shows_what_traffic_confirms("iptables");
+}
+
+#[test]
+fn b32_status_shows_what_traffic_confirms_legacy() {
+    suite::status_shows_what_traffic_confirms("iptables-legacy");
+}

@@ -41,3 +41,4 @@ ipvs_test!(b16_b17_local_traffic_policies, suite::local_traffic_policies("ipvs")
 ipvs_test!(cross_node_endpoints_over_vxlan, suite::cross_node_endpoints("ipvs", ferry_netlab::Overlay::Vxlan));
 ipvs_test!(cross_node_endpoints_over_host_gw, suite::cross_node_endpoints("ipvs", ferry_netlab::Overlay::HostGw));
 ipvs_test!(b5_b8_nodeport_addresses_and_protocols_on_one_port, suite::nodeport_addresses_and_protocols_on_one_port("ipvs"));
+ipvs_test!(b32_status_shows_what_traffic_confirms, suite::status_shows_what_traffic_confirms("ipvs"));

@@ -103,3 +103,8 @@ fn b12_localhost_node_ports_with_the_userspace_companion() {
 fn conntrack_sysctls_are_set() {
     suite::conntrack_sysctls_are_set("nftables");
 }
+
+#[test]
+fn b32_status_shows_what_traffic_confirms() {
+    suite::status_shows_what_traffic_confirms("nftables");
+}

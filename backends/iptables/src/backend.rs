@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferry_conntrack::StaleUdpCleaner;
 use ferry_model::{
-    find_refused, Backend, BackendError, CleanupReport, IpFamily, ProxyState, Refusal, ServicePortId, StateDiff,
-    SyncReport, SyncRequest,
+    find_refused, Backend, BackendError, CleanupReport, IpFamily, ProgrammedFrontend, ProxyState, Refusal,
+    ServicePortId, StateDiff, SyncReport, SyncRequest,
 };
 use tracing::{debug, info, warn};
 
@@ -388,6 +388,17 @@ impl Backend for IptablesBackend {
             refused: self.refused.clone(),
             events: Vec::new(),
         })
+    }
+
+    /// Read from the kernel (`iptables-save` and `ip6tables-save` of the variant), not
+    /// from what was committed: src/status.rs says how the tables are read.
+    fn status(&mut self) -> Result<Vec<ProgrammedFrontend>, BackendError> {
+        let mut out = Vec::new();
+        for family in FAMILIES {
+            out.extend(crate::status::frontends(&self.tool.save(family)?));
+        }
+        out.sort();
+        Ok(out)
     }
 
     fn cleanup(&mut self) -> Result<CleanupReport, BackendError> {

@@ -275,6 +275,11 @@ impl Backend for NftablesBackend {
         self.committed = None;
         Ok(report)
     }
+
+    fn status(&mut self) -> Result<Vec<ferry_model::ProgrammedFrontend>, BackendError> {
+        // Read from the kernel (both families' tables), never from `self.committed`.
+        crate::status::read_status(self.tool.as_ref(), &self.config.table)
+    }
 }
 
 /// Operations removing chains and sets found in the kernel that `desired` lacks.

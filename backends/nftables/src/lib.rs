@@ -21,3 +21,4 @@ pub mod netlink;
 pub mod nft;
 pub mod render;
 pub mod ruleset;
+mod status;

@@ -6,6 +6,7 @@ mod dual_stack;
 mod lifecycle;
 mod localhost;
 mod selection;
+mod status;
 
 // Each test crate (one per mode) uses some of these; the rest are unused there.
 #[allow(unused_imports)]
@@ -18,6 +19,8 @@ pub use lifecycle::*;
 pub use localhost::*;
 #[allow(unused_imports)]
 pub use selection::*;
+#[allow(unused_imports)]
+pub use status::*;
 
 use std::net::{IpAddr, SocketAddr};
 
