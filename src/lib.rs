@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod render;
 pub mod server;
 pub mod source;
+pub mod switch;
 pub mod sync;
 pub mod tracker;

@@ -205,3 +205,8 @@ fn b32_status_shows_what_traffic_confirms_nft_variant() {
 fn b32_status_shows_what_traffic_confirms_legacy() {
     suite::status_shows_what_traffic_confirms("iptables-legacy");
 }
+
+#[test]
+fn b28_switching_from_nftables_removes_its_rules() {
+    suite::switching_mode_removes_the_old_rules("iptables-legacy", "nftables");
+}

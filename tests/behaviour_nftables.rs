@@ -108,3 +108,8 @@ fn conntrack_sysctls_are_set() {
 fn b32_status_shows_what_traffic_confirms() {
     suite::status_shows_what_traffic_confirms("nftables");
 }
+
+#[test]
+fn b28_switching_from_iptables_removes_its_rules() {
+    suite::switching_mode_removes_the_old_rules("nftables", "iptables");
+}

@@ -105,9 +105,15 @@ impl ProxyLab {
     /// Starts kube-ferry in the node with the mode's flags ([`Mode::flags`]: for
     /// `iptables`, `--mode iptables --iptables-variant nft`) and `extra`.
     pub fn start_proxy(&mut self, extra: &[&str]) {
+        self.start_proxy_as(self.mode, extra);
+    }
+
+    /// Starts kube-ferry in the node in `mode` instead of the lab's own (for switching
+    /// modes, B28), with `extra`.
+    pub fn start_proxy_as(&mut self, mode: Mode, extra: &[&str]) {
         let node = self.node_name();
         let dir = self.dir.path().to_str().expect("utf-8 path").to_owned();
-        let mut args: Vec<String> = self.mode.run_flags().iter().map(|s| (*s).to_owned()).collect();
+        let mut args: Vec<String> = mode.run_flags().iter().map(|s| (*s).to_owned()).collect();
         args.extend([
             "--manifests".into(),
             dir,

@@ -194,3 +194,36 @@ pub fn conntrack_sysctls_are_set(mode: &'static str) {
     assert_eq!(read(&lab, "nf_conntrack_udp_timeout"), "45");
     assert_eq!(read(&lab, "nf_conntrack_tcp_timeout_close_wait"), "3600", "the default, 1h");
 }
+
+/// B28: switching from `from` to the lab's mode removes `from`'s rules, after the new mode
+/// is programmed; the service works throughout.
+pub fn switching_mode_removes_the_old_rules(mode: &'static str, from: &'static str) {
+    let mut lab = ProxyLab::single_node(mode, 1);
+    lab.write("web.yaml", &web(&lab, &[0]));
+    let vip = sa("10.96.0.10:80");
+    let old = Mode::parse(from);
+    lab.start_proxy_as(old, &["--cluster-cidr", CLUSTER_CIDR]);
+    lab.ask(lab.client_ns(), Proto::Tcp, vip).expect("the service in the old mode");
+    lab.stop_proxy();
+    lab.start_proxy(&["--cluster-cidr", CLUSTER_CIDR]);
+    lab.ask(lab.client_ns(), Proto::Tcp, vip).expect("the service in the new mode");
+    let _ = lab.until(
+        "the old mode's rules to go",
+        || lab.proxy_log(),
+        |log| log.contains("switching mode: removed"),
+    );
+    let log = lab.proxy_log();
+    let old_said = match old {
+        Mode::Nftables => "table ip kube-ferry",
+        Mode::Iptables(_) => "chain KUBE-SERVICES",
+        Mode::Ipvs => "virtual service",
+        Mode::Userspace => "address",
+    };
+    assert!(log.contains(&format!("switching mode: removed {old_said}")), "{log}");
+    lab.ask(lab.client_ns(), Proto::Tcp, vip).expect("the service after the old rules went");
+    lab.stop_proxy();
+    lab.cleanup();
+    // iptables-nft leaves its (empty) nat and filter tables behind: compare what matters.
+    let after = lab.whole_ruleset();
+    assert!(!after.contains("kube-ferry") && !after.contains("KUBE-"), "nothing of either mode is left:\n{after}");
+}
