@@ -20,6 +20,7 @@ pub(crate) fn nodeport_cidrs(args: &RunArgs) -> Vec<ipnet::IpNet> {
 fn nft_config(args: &RunArgs) -> ferry_nftables::NftConfig {
     ferry_nftables::NftConfig {
         cluster_cidrs: args.cluster_cidr.clone(),
+        pod_interfaces: args.pod_interfaces().ok().flatten(),
         masquerade_all: args.masquerade_all,
         nodeport_cidrs: nodeport_cidrs(args),
         full_sync_period: args.nftables_full_sync_period,
@@ -31,6 +32,7 @@ fn nft_config(args: &RunArgs) -> ferry_nftables::NftConfig {
 fn ipt_config(args: &RunArgs) -> ferry_iptables::IptConfig {
     ferry_iptables::IptConfig {
         cluster_cidrs: args.cluster_cidr.clone(),
+        pod_interfaces: args.pod_interfaces().ok().flatten(),
         masquerade_all: args.masquerade_all,
         masquerade_bit: args.iptables_masquerade_bit,
         nodeport_cidrs: nodeport_cidrs(args),
@@ -132,6 +134,7 @@ fn ipvs_config(args: &RunArgs) -> ferry_ipvs::IpvsConfig {
     ferry_ipvs::IpvsConfig {
         scheduler: args.ipvs_scheduler.name().parse().unwrap_or_default(),
         cluster_cidrs: args.cluster_cidr.clone(),
+        pod_interfaces: args.pod_interfaces().ok().flatten(),
         masquerade_all: args.masquerade_all,
         nodeport_cidrs: nodeport_cidrs(args),
         exclude_cidrs: args.ipvs_exclude_cidrs.clone(),

@@ -399,11 +399,34 @@ impl RunArgs {
                 return Err(format!("--cluster-cidr takes one CIDR per family; {family} has {}", of_family.join(", ")));
             }
         }
+        self.pod_interfaces()?;
         let primary = self.nodeport_addresses.contains(&NodePortAddress::Primary);
         if primary && self.nodeport_addresses.len() > 1 {
             return Err("--nodeport-addresses: `primary` cannot be combined with CIDRs".into());
         }
         Ok(())
+    }
+}
+
+impl RunArgs {
+    /// The pods' links under `--detect-local-mode bridge-interface|interface-name-prefix`
+    /// (`None` for the CIDR modes), checked.
+    pub fn pod_interfaces(&self) -> Result<Option<ferry_model::PodInterfaces>, String> {
+        use ferry_model::PodInterfaces;
+        let need = |value: &Option<String>, flag: &str, mode: &str| {
+            value.clone().ok_or_else(|| format!("--detect-local-mode {mode} needs {flag}"))
+        };
+        match self.detect_local_mode {
+            DetectLocalMode::ClusterCidr | DetectLocalMode::NodeCidr => Ok(None),
+            DetectLocalMode::BridgeInterface => {
+                let name = need(&self.pod_bridge_interface, "--pod-bridge-interface", "bridge-interface")?;
+                PodInterfaces::Bridge(name).new_checked().map(Some)
+            }
+            DetectLocalMode::InterfaceNamePrefix => {
+                let prefix = need(&self.pod_interface_name_prefix, "--pod-interface-name-prefix", "interface-name-prefix")?;
+                PodInterfaces::Prefix(prefix).new_checked().map(Some)
+            }
+        }
     }
 }
 
@@ -534,6 +557,16 @@ mod tests {
         assert_eq!(helper.args, ["tcp", "10.96.0.10:80", "1500", "--bind", "10.244.1.10:4000"]);
         let cli = Cli::try_parse_from(["kube-ferry", "lab-podserver", "--name", "pod-0", "--tcp", "8080"]).unwrap();
         assert!(matches!(cli.command, Some(Command::LabPodserver(ref h)) if h.args.len() == 4));
+    }
+
+    #[test]
+    fn interface_detect_local_modes_need_their_link() {
+        let cli = Cli::try_parse_from(["kube-ferry", "--detect-local-mode", "bridge-interface"]).unwrap();
+        assert_eq!(cli.run.validate().unwrap_err(), "--detect-local-mode bridge-interface needs --pod-bridge-interface");
+        let cli = Cli::try_parse_from(["kube-ferry", "--detect-local-mode", "InterfaceNamePrefix", "--pod-interface-name-prefix", "veth"]).unwrap();
+        assert_eq!(cli.run.pod_interfaces().unwrap(), Some(ferry_model::PodInterfaces::Prefix("veth".into())));
+        let cli = Cli::try_parse_from(["kube-ferry", "--detect-local-mode", "bridge-interface", "--pod-bridge-interface", "a b"]).unwrap();
+        assert!(cli.run.validate().unwrap_err().contains("\"a b\" is not a link name"));
     }
 
     #[test]

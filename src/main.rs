@@ -97,10 +97,9 @@ fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Some(name) => name.clone(),
         None => host_name()?,
     };
-    if args.detect_local_mode != kube_ferry::cli::DetectLocalMode::ClusterCidr {
+    if args.detect_local_mode == kube_ferry::cli::DetectLocalMode::NodeCidr {
         tracing::warn!(
-            mode = ?args.detect_local_mode,
-            "--detect-local-mode: only ClusterCIDR is implemented yet; traffic from outside --cluster-cidr is masqueraded"
+            "--detect-local-mode node-cidr is not implemented yet; traffic from outside --cluster-cidr is masqueraded (bridge-interface and interface-name-prefix are)"
         );
     }
     set_conntrack_sysctls(&args);

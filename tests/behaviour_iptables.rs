@@ -210,3 +210,8 @@ fn b32_status_shows_what_traffic_confirms_legacy() {
 fn b28_switching_from_nftables_removes_its_rules() {
     suite::switching_mode_removes_the_old_rules("iptables-legacy", "nftables");
 }
+
+#[test]
+fn b20_b22_detect_local_by_bridge_interface() {
+    suite::detect_local_by_bridge_interface("iptables");
+}

@@ -42,3 +42,4 @@ ipvs_test!(cross_node_endpoints_over_vxlan, suite::cross_node_endpoints("ipvs", 
 ipvs_test!(cross_node_endpoints_over_host_gw, suite::cross_node_endpoints("ipvs", ferry_netlab::Overlay::HostGw));
 ipvs_test!(b5_b8_nodeport_addresses_and_protocols_on_one_port, suite::nodeport_addresses_and_protocols_on_one_port("ipvs"));
 ipvs_test!(b32_status_shows_what_traffic_confirms, suite::status_shows_what_traffic_confirms("ipvs"));
+ipvs_test!(b20_b22_detect_local_by_bridge_interface, suite::detect_local_by_bridge_interface("ipvs"));

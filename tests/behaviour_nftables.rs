@@ -113,3 +113,8 @@ fn b32_status_shows_what_traffic_confirms() {
 fn b28_switching_from_iptables_removes_its_rules() {
     suite::switching_mode_removes_the_old_rules("nftables", "iptables");
 }
+
+#[test]
+fn b20_b22_detect_local_by_bridge_interface() {
+    suite::detect_local_by_bridge_interface("nftables");
+}

@@ -17,6 +17,9 @@ pub struct IpvsConfig {
     pub cluster_cidrs: Vec<IpNet>,
     /// Masquerade all service traffic.
     pub masquerade_all: bool,
+    /// `--detect-local-mode BridgeInterface|InterfaceNamePrefix`: pods are told by the
+    /// link they send from, instead of by `cluster_cidrs`.
+    pub pod_interfaces: Option<ferry_model::PodInterfaces>,
     /// NodePorts answer on the node's addresses inside these (all when empty).
     pub nodeport_cidrs: Vec<IpNet>,
     /// Virtual services on these addresses are never touched (`--ipvs-exclude-cidrs`).
@@ -38,6 +41,7 @@ impl Default for IpvsConfig {
             scheduler: Scheduler::RoundRobin,
             cluster_cidrs: Vec::new(),
             masquerade_all: false,
+            pod_interfaces: None,
             nodeport_cidrs: Vec::new(),
             exclude_cidrs: Vec::new(),
             timeouts: Timeouts::default(),
@@ -52,6 +56,19 @@ impl IpvsConfig {
     /// The cluster CIDR of `family`, if configured.
     pub fn cluster_cidr(&self, family: ferry_model::IpFamily) -> Option<IpNet> {
         self.cluster_cidrs.iter().copied().find(|c| ferry_model::IpFamily::of(&c.addr()) == family)
+    }
+
+    /// The nftables match for traffic from outside this node's pods, if there is a
+    /// local-traffic detector.
+    pub fn not_from_pods(&self, family: ferry_model::IpFamily) -> Option<String> {
+        let ip = match family {
+            ferry_model::IpFamily::V4 => "ip",
+            ferry_model::IpFamily::V6 => "ip6",
+        };
+        match &self.pod_interfaces {
+            Some(interfaces) => Some(interfaces.nft_not_from_pods()),
+            None => self.cluster_cidr(family).map(|cidr| format!("{ip} saddr != {cidr}")),
+        }
     }
 
     /// The masquerade mark.

@@ -78,8 +78,8 @@ fn chains(family: IpFamily, config: &IpvsConfig) -> Vec<(String, Vec<String>)> {
     let mut services = Vec::new();
     if config.masquerade_all {
         services.push(format!("{svc} @cluster-ports jump mark-for-masquerade"));
-    } else if let Some(cidr) = config.cluster_cidr(family) {
-        services.push(format!("{svc} @cluster-ports {ip} saddr != {cidr} jump mark-for-masquerade"));
+    } else if let Some(outside) = config.not_from_pods(family) {
+        services.push(format!("{svc} @cluster-ports {outside} jump mark-for-masquerade"));
     }
     services.push(format!("{svc} @external-ports jump mark-for-masquerade"));
     services.push(format!("{nodeport_match} meta l4proto . th dport @node-ports jump mark-for-masquerade"));

@@ -253,3 +253,25 @@ pub fn cross_node_endpoints(mode: &'static str, overlay: ferry_netlab::Overlay) 
     let spread = lab.spread(lab.client_ns(), Proto::Tcp, node_addr(&lab, 30099), 30);
     assert_eq!(spread.len(), 2, "through the NodePort: {spread:?}");
 }
+
+/// `--detect-local-mode bridge-interface` (no `--cluster-cidr`): a pod's traffic, which
+/// comes in on the pods' bridge `cni0`, keeps its address (B20); a client's is
+/// masqueraded (B22).
+pub fn detect_local_by_bridge_interface(mode: &'static str) {
+    let mut lab = ProxyLab::single_node(mode, 2);
+    lab.write("web.yaml", &web(&lab, &[0, 1]));
+    lab.start_proxy(&["--detect-local-mode", "bridge-interface", "--pod-bridge-interface", "cni0"]);
+    let bridge = IpAddr::V4(lab.lab.node(0).bridge_ip());
+    let vip = sa("10.96.0.10:80");
+    let a = lab.until("the ClusterIP from the client", || lab.ask(lab.client_ns(), Proto::Tcp, vip), Result::is_ok).unwrap();
+    assert_eq!(a.peer.ip(), bridge, "the client did not come in on cni0: masqueraded (B22)");
+    let mut from_pod_1 = 0;
+    for _ in 0..30 {
+        let a = lab.ask(lab.pod_ns(0), Proto::Tcp, vip).expect("the ClusterIP from a pod");
+        if a.name == "pod-1" {
+            assert_eq!(a.peer.ip(), lab.pod_ip(0), "from cni0: the pod's own address (B20)");
+            from_pod_1 += 1;
+        }
+    }
+    assert!(from_pod_1 > 0, "pod-1 answered pod-0 at least once in 30");
+}

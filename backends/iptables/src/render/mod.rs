@@ -20,6 +20,9 @@ use ipnet::IpNet;
 pub struct IptConfig {
     /// `--cluster-cidr`: traffic from outside to a ClusterIP is masqueraded (B22).
     pub cluster_cidrs: Vec<IpNet>,
+    /// `--detect-local-mode BridgeInterface|InterfaceNamePrefix`: pods are told by the
+    /// link they send from, instead of by `cluster_cidrs`.
+    pub pod_interfaces: Option<ferry_model::PodInterfaces>,
     /// `--masquerade-all`.
     pub masquerade_all: bool,
     /// `--iptables-masquerade-bit`: the mark bit meaning "masquerade this packet".
@@ -45,6 +48,7 @@ impl Default for IptConfig {
     fn default() -> Self {
         IptConfig {
             cluster_cidrs: Vec::new(),
+            pod_interfaces: None,
             masquerade_all: false,
             masquerade_bit: 14,
             drop_bit: 15,
@@ -58,6 +62,19 @@ impl Default for IptConfig {
 impl IptConfig {
     pub(crate) fn cluster_cidr(&self, family: IpFamily) -> Option<IpNet> {
         self.cluster_cidrs.iter().copied().find(|c| IpFamily::of(&c.addr()) == family)
+    }
+
+    /// The match for traffic from this node's pods (`-s CIDR` or `-i LINK`), if any.
+    pub(crate) fn from_pods(&self, family: IpFamily) -> Option<String> {
+        match &self.pod_interfaces {
+            Some(interfaces) => Some(interfaces.iptables_from_pods()),
+            None => self.cluster_cidr(family).map(|cidr| format!("-s {cidr}")),
+        }
+    }
+
+    /// The match for traffic from outside them (`! -s CIDR`, `! -i LINK`), if any.
+    pub(crate) fn not_from_pods(&self, family: IpFamily) -> Option<String> {
+        self.from_pods(family).map(|m| format!("! {m}"))
     }
 
     /// The masquerade mark (`0x4000` for bit 14).

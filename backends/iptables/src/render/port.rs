@@ -70,7 +70,7 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
     // One hash for all of the port's chain names.
     let hash = port_hash(id);
     let svc = format!("KUBE-SVC-{hash}");
-    let cluster_cidr = config.cluster_cidr(id.family);
+    let (from_pods, not_from_pods) = (config.from_pods(id.family), config.not_from_pods(id.family));
     let frontend = |addr: IpAddr| format!("-d {} {pm} --dport {}", host(addr), port.port);
     // Comments name the service port in `iptables-save`; above LARGE_CLUSTER_PORTS they are
     // left out, as kube-proxy does, since each costs the legacy variant ~300 bytes of table.
@@ -81,11 +81,11 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
     let mut svc_rules = Vec::new();
     if config.masquerade_all {
         svc_rules.push(format!("-j {MARK_MASQ}"));
-    } else if let Some(cidr) = cluster_cidr {
+    } else if let Some(outside) = &not_from_pods {
         // No address or port match: only this port's traffic enters the chain (external
         // traffic coming through KUBE-EXT- is marked there already), and each match
         // costs the legacy variant table space it copies on every change.
-        svc_rules.push(format!("! -s {cidr} -j {MARK_MASQ}"));
+        svc_rules.push(format!("{outside} -j {MARK_MASQ}"));
     }
     let internal: Vec<&Endpoint> = port.internal_endpoints().collect();
     svc_rules.extend(choice(id, port, &internal, "svc"));
@@ -125,8 +125,8 @@ pub fn render_port(id: &ServicePortId, port: &ServicePort, config: &IptConfig) -
     if port.external_policy_local {
         // B17: pods go to all endpoints as if from outside and back; the node itself is
         // masqueraded and goes to all; everything else to local endpoints, unmasqueraded.
-        if let Some(cidr) = cluster_cidr {
-            ext_rules.push(format!("-s {cidr} -j {cluster_target}"));
+        if let Some(pods) = &from_pods {
+            ext_rules.push(format!("{pods} -j {cluster_target}"));
         }
         ext_rules.push(format!("-m addrtype --src-type LOCAL -j {MARK_MASQ}"));
         ext_rules.push(format!("-m addrtype --src-type LOCAL -j {cluster_target}"));

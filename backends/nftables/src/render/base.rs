@@ -122,9 +122,9 @@ pub fn ruleset(family: IpFamily, config: &NftConfig) -> Ruleset {
     let mut held_rules = Vec::new();
     if config.masquerade_all {
         held_rules.push(format!("{ip} daddr . meta l4proto . th dport @{HELD_SERVICES} jump {MARK_FOR_MASQUERADE}"));
-    } else if let Some(cidr) = config.cluster_cidr(family) {
+    } else if let Some(outside) = config.not_from_pods(family) {
         held_rules.push(format!(
-            "{ip} daddr . meta l4proto . th dport @{HELD_SERVICES} {ip} saddr != {cidr} jump {MARK_FOR_MASQUERADE}"
+            "{ip} daddr . meta l4proto . th dport @{HELD_SERVICES} {outside} jump {MARK_FOR_MASQUERADE}"
         ));
     }
     for protocol in PROTOCOLS {

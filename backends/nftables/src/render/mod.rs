@@ -24,6 +24,9 @@ pub struct NftConfig {
     /// `--cluster-cidr`: traffic from outside these to a ClusterIP is masqueraded (B22);
     /// empty means no local-traffic detector (B23).
     pub cluster_cidrs: Vec<IpNet>,
+    /// `--detect-local-mode BridgeInterface|InterfaceNamePrefix`: pods are told by the
+    /// link they send from, instead of by `cluster_cidrs`.
+    pub pod_interfaces: Option<ferry_model::PodInterfaces>,
     /// `--masquerade-all`.
     pub masquerade_all: bool,
     /// The mark bit meaning "masquerade this packet".
@@ -39,6 +42,7 @@ impl Default for NftConfig {
         NftConfig {
             table: "kube-ferry".into(),
             cluster_cidrs: Vec::new(),
+            pod_interfaces: None,
             masquerade_all: false,
             masquerade_mark: 0x4000,
             nodeport_cidrs: Vec::new(),
@@ -50,6 +54,23 @@ impl Default for NftConfig {
 impl NftConfig {
     fn cluster_cidr(&self, family: IpFamily) -> Option<IpNet> {
         self.cluster_cidrs.iter().copied().find(|c| IpFamily::of(&c.addr()) == family)
+    }
+
+    /// The match for traffic from this node's pods (or the cluster network), if any.
+    fn from_pods(&self, family: IpFamily) -> Option<String> {
+        match &self.pod_interfaces {
+            Some(interfaces) => Some(interfaces.nft_from_pods()),
+            None => self.cluster_cidr(family).map(|cidr| format!("{} saddr {cidr}", ip_kw(family))),
+        }
+    }
+
+    /// The match for traffic from outside this node's pods (to be masqueraded), or
+    /// `None` when there is no local-traffic detector (B23).
+    fn not_from_pods(&self, family: IpFamily) -> Option<String> {
+        match &self.pod_interfaces {
+            Some(interfaces) => Some(interfaces.nft_not_from_pods()),
+            None => self.cluster_cidr(family).map(|cidr| format!("{} saddr != {cidr}", ip_kw(family))),
+        }
     }
 }
 

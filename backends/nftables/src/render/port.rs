@@ -33,7 +33,7 @@ pub fn render_port(r: &mut Fragment, id: &ServicePortId, port: &ServicePort, con
     let external = port.externally_accessible();
     let ext = port_chain("ext", id, port.port);
     let cluster_choice = port_chain("clu", id, port.port);
-    let cluster_cidr = config.cluster_cidr(family);
+    let not_from_pods = config.not_from_pods(family);
 
     let internal: Vec<&Endpoint> = port.internal_endpoints().collect();
     r.add_element(CLUSTER_IPS, port.cluster_ip.to_string(), String::new());
@@ -45,7 +45,7 @@ pub fn render_port(r: &mut Fragment, id: &ServicePortId, port: &ServicePort, con
         r.add_element(HAIRPIN, format!("{} . {}", ep.ip, ep.ip), String::new());
     }
     if map_held(port, internal.len()) {
-        render_held(r, port, &internal, config.masquerade_all || cluster_cidr.is_some());
+        render_held(r, port, &internal, config.masquerade_all || not_from_pods.is_some());
         return;
     }
 
@@ -54,8 +54,8 @@ pub fn render_port(r: &mut Fragment, id: &ServicePortId, port: &ServicePort, con
     let mut svc_rules = Vec::new();
     if config.masquerade_all {
         svc_rules.push(format!("jump {MARK_FOR_MASQUERADE}"));
-    } else if let Some(cidr) = cluster_cidr {
-        svc_rules.push(format!("{ip} saddr != {cidr} jump {MARK_FOR_MASQUERADE}"));
+    } else if let Some(outside) = &not_from_pods {
+        svc_rules.push(format!("{outside} jump {MARK_FOR_MASQUERADE}"));
     }
     svc_rules.extend(choice(r, id, port, &internal, "svc"));
     r.add_chain(svc.clone(), svc_rules);
@@ -78,8 +78,8 @@ pub fn render_port(r: &mut Fragment, id: &ServicePortId, port: &ServicePort, con
     if port.external_policy_local {
         ext_rules.push(format!("fib saddr type local jump {MARK_FOR_MASQUERADE}"));
         ext_rules.push(format!("fib saddr type local goto {cluster_target}"));
-        if let Some(cidr) = cluster_cidr {
-            ext_rules.push(format!("{ip} saddr {cidr} goto {cluster_target}"));
+        if let Some(from_pods) = config.from_pods(family) {
+            ext_rules.push(format!("{from_pods} goto {cluster_target}"));
         }
         let local: Vec<&Endpoint> = port.local_endpoints().collect();
         ext_rules.extend(choice(r, id, port, &local, "ext"));
