@@ -87,6 +87,16 @@ pub(crate) fn ipt_variant(variant: kube_ferry::cli::IptablesVariant) -> ferry_ip
 
 /// The backend for the mode, or an error saying it is not there.
 pub(crate) fn backend_for(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
+    if args.detect_local_mode == kube_ferry::cli::DetectLocalMode::NodeCidr && args.mode != Mode::Userspace {
+        let base = args.clone();
+        let make = move |cidrs: Vec<ipnet::IpNet>| {
+            let mut with = base.clone();
+            with.detect_local_mode = kube_ferry::cli::DetectLocalMode::ClusterCidr;
+            with.cluster_cidr = cidrs;
+            backend_for(&with).map_err(|e| ferry_model::BackendError::Other(format!("{e:#}")))
+        };
+        return Ok(Box::new(kube_ferry::node_cidr::NodeCidrBackend::new(args.mode.name(), Box::new(make))));
+    }
     let mode = args.mode;
     if mode == Mode::Nftables {
         if args.nodeport_addresses.contains(&kube_ferry::cli::NodePortAddress::Primary) {

@@ -12,6 +12,7 @@ pub mod controller;
 pub mod examples;
 pub mod health;
 pub mod metrics;
+pub mod node_cidr;
 pub mod render;
 pub mod server;
 pub mod source;

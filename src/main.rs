@@ -97,18 +97,12 @@ fn run(mut args: RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Some(name) => name.clone(),
         None => host_name()?,
     };
-    if args.detect_local_mode == kube_ferry::cli::DetectLocalMode::NodeCidr {
-        tracing::warn!(
-            "--detect-local-mode node-cidr is not implemented yet; traffic from outside --cluster-cidr is masqueraded (bridge-interface and interface-name-prefix are)"
-        );
-    }
     set_conntrack_sysctls(&args);
     let backend = backend_for(&args)?;
     // B28: what another mode of kube-ferry left goes once this one is programmed.
-    let current = backend.mode();
     let backend: Box<dyn ferry_model::Backend> = Box::new(kube_ferry::switch::ThenCleanOtherModes::new(
         backend,
-        Box::new(move || cleanup_command::clean_other_modes(current)),
+        Box::new(cleanup_command::clean_other_modes),
     ));
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -3,8 +3,9 @@
 
 use ferry_model::{Backend, BackendError, CleanupReport, ProgrammedFrontend, ProxyState, SyncReport, SyncRequest};
 
-/// What to run once, after the first successful sync.
-pub type AfterFirstSync = Box<dyn FnOnce() + Send>;
+/// What to run once, after the first successful sync, given the mode that synced (the
+/// backend's own name for it: a fallback shows here).
+pub type AfterFirstSync = Box<dyn FnOnce(&'static str) + Send>;
 
 /// A backend that runs [`AfterFirstSync`] once its first sync has succeeded.
 pub struct ThenCleanOtherModes {
@@ -33,7 +34,7 @@ impl Backend for ThenCleanOtherModes {
     fn sync(&mut self, state: &ProxyState, request: SyncRequest<'_>) -> Result<SyncReport, BackendError> {
         let report = self.inner.sync(state, request)?;
         if let Some(then) = self.then.take() {
-            then();
+            then(self.inner.mode());
         }
         Ok(report)
     }
@@ -59,7 +60,7 @@ mod tests {
         backend.fail_next(1);
         let ran = Arc::new(AtomicUsize::new(0));
         let counter = ran.clone();
-        let mut wrapped = ThenCleanOtherModes::new(Box::new(backend), Box::new(move || {
+        let mut wrapped = ThenCleanOtherModes::new(Box::new(backend), Box::new(move |_mode| {
             counter.fetch_add(1, Ordering::SeqCst);
         }));
         let state = ProxyState::default();

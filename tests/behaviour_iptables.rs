@@ -215,3 +215,8 @@ fn b28_switching_from_nftables_removes_its_rules() {
 fn b20_b22_detect_local_by_bridge_interface() {
     suite::detect_local_by_bridge_interface("iptables");
 }
+
+#[test]
+fn b20_b22_detect_local_by_node_cidr() {
+    suite::detect_local_by_node_cidr("iptables-legacy");
+}

@@ -118,3 +118,8 @@ fn b28_switching_from_iptables_removes_its_rules() {
 fn b20_b22_detect_local_by_bridge_interface() {
     suite::detect_local_by_bridge_interface("nftables");
 }
+
+#[test]
+fn b20_b22_detect_local_by_node_cidr() {
+    suite::detect_local_by_node_cidr("nftables");
+}

@@ -275,3 +275,29 @@ pub fn detect_local_by_bridge_interface(mode: &'static str) {
     }
     assert!(from_pod_1 > 0, "pod-1 answered pod-0 at least once in 30");
 }
+
+/// `--detect-local-mode node-cidr`: the Node's `spec.podCIDRs` tell pods from outside;
+/// nothing is programmed until the Node has them.
+pub fn detect_local_by_node_cidr(mode: &'static str) {
+    let mut lab = ProxyLab::single_node(mode, 2);
+    lab.write("web.yaml", &web(&lab, &[0, 1]));
+    let node = lab.node_name();
+    let o = lab.lab.pod(0).ip().octets();
+    let pod_cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    lab.write("node.yaml", &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {node}\nspec:\n  podCIDR: {pod_cidr}\n  podCIDRs: [{pod_cidr}]\n"));
+    lab.start_proxy(&["--detect-local-mode", "node-cidr"]);
+    let bridge = IpAddr::V4(lab.lab.node(0).bridge_ip());
+    let vip = sa("10.96.0.10:80");
+    let a = lab.until("the ClusterIP from the client", || lab.ask(lab.client_ns(), Proto::Tcp, vip), Result::is_ok).unwrap();
+    assert_eq!(a.peer.ip(), bridge, "outside {pod_cidr}: masqueraded (B22)");
+    let mut from_pod_1 = 0;
+    for _ in 0..30 {
+        let a = lab.ask(lab.pod_ns(0), Proto::Tcp, vip).expect("the ClusterIP from a pod");
+        if a.name == "pod-1" {
+            assert_eq!(a.peer.ip(), lab.pod_ip(0), "inside the node's podCIDR: the pod's own address (B20)");
+            from_pod_1 += 1;
+        }
+    }
+    assert!(from_pod_1 > 0, "pod-1 answered pod-0 at least once in 30");
+    assert!(lab.proxy_log().contains("the Node's podCIDRs"), "{}", lab.proxy_log());
+}
