@@ -356,6 +356,21 @@ impl IpvsBackend {
     }
 }
 
+impl IpvsBackend {
+    /// kube-ferry's virtual services as the kernel holds them now (for status and
+    /// cleanup, which must not trust this process's picture).
+    fn read_ours(&mut self) -> Result<KernelImage, BackendError> {
+        let link_addresses = self.link.addresses().unwrap_or_default();
+        let node_addresses = self.link.node_addresses().unwrap_or_default();
+        let owner = Ownership {
+            link_addresses: &link_addresses,
+            node_addresses: &node_addresses,
+            excluded: &self.config.exclude_cidrs,
+        };
+        KernelImage::read(self.table.as_mut(), &owner).map_err(|e| refused(&e))
+    }
+}
+
 fn delete_real_server(
     table: &mut dyn IpvsTable,
     service: &crate::genl::VirtualService,
@@ -391,27 +406,12 @@ impl Backend for IpvsBackend {
     }
 
     fn status(&mut self) -> Result<Vec<ferry_model::ProgrammedFrontend>, BackendError> {
-        let link_addresses = self.link.addresses().unwrap_or_default();
-        let node_addresses = self.link.node_addresses().unwrap_or_default();
-        let owner = Ownership {
-            link_addresses: &link_addresses,
-            node_addresses: &node_addresses,
-            excluded: &self.config.exclude_cidrs,
-        };
         let mut out = Vec::new();
-        for service in self.table.services().map_err(|e| refused(&e))? {
-            if !owner.owns(&service) {
-                continue;
-            }
-            let servers = self.table.real_servers(&service).map_err(|e| refused(&e))?;
+        for entry in self.read_ours()?.services.into_values() {
             // Weight 0: draining, takes no new connection.
-            let endpoints = servers.iter().filter(|s| s.weight > 0).map(|s| std::net::SocketAddr::new(s.address, s.port));
-            out.push(ferry_model::ProgrammedFrontend::new(
-                service.protocol,
-                Some(service.address),
-                service.port,
-                endpoints.collect(),
-            ));
+            let endpoints = entry.servers.iter().filter(|(_, w)| **w > 0).map(|((a, p), _)| std::net::SocketAddr::new(*a, *p));
+            let s = entry.service;
+            out.push(ferry_model::ProgrammedFrontend::new(s.protocol, Some(s.address), s.port, endpoints.collect()));
         }
         for family in [IpFamily::V4, IpFamily::V6] {
             for (set, verdict) in [("no-endpoint-reject", "reject"), ("no-endpoint-drop", "drop")] {
@@ -429,14 +429,7 @@ impl Backend for IpvsBackend {
 
     fn cleanup(&mut self) -> Result<CleanupReport, BackendError> {
         let mut report = CleanupReport::default();
-        let link_addresses = self.link.addresses().unwrap_or_default();
-        let node_addresses = self.link.node_addresses().unwrap_or_default();
-        let owner = Ownership {
-            link_addresses: &link_addresses,
-            node_addresses: &node_addresses,
-            excluded: &self.config.exclude_cidrs,
-        };
-        let image = KernelImage::read(self.table.as_mut(), &owner).map_err(|e| refused(&e))?;
+        let image = self.read_ours()?;
         for entry in image.services.values() {
             match self.table.delete_service(&entry.service) {
                 Ok(()) => report.removed.push(format!("virtual service {}", entry.service)),

@@ -265,15 +265,7 @@ pub fn detect_local_by_bridge_interface(mode: &'static str) {
     let vip = sa("10.96.0.10:80");
     let a = lab.until("the ClusterIP from the client", || lab.ask(lab.client_ns(), Proto::Tcp, vip), Result::is_ok).unwrap();
     assert_eq!(a.peer.ip(), bridge, "the client did not come in on cni0: masqueraded (B22)");
-    let mut from_pod_1 = 0;
-    for _ in 0..30 {
-        let a = lab.ask(lab.pod_ns(0), Proto::Tcp, vip).expect("the ClusterIP from a pod");
-        if a.name == "pod-1" {
-            assert_eq!(a.peer.ip(), lab.pod_ip(0), "from cni0: the pod's own address (B20)");
-            from_pod_1 += 1;
-        }
-    }
-    assert!(from_pod_1 > 0, "pod-1 answered pod-0 at least once in 30");
+    pod_keeps_its_address(&lab, vip);
 }
 
 /// `--detect-local-mode node-cidr`: the Node's `spec.podCIDRs` tell pods from outside;
@@ -290,14 +282,19 @@ pub fn detect_local_by_node_cidr(mode: &'static str) {
     let vip = sa("10.96.0.10:80");
     let a = lab.until("the ClusterIP from the client", || lab.ask(lab.client_ns(), Proto::Tcp, vip), Result::is_ok).unwrap();
     assert_eq!(a.peer.ip(), bridge, "outside {pod_cidr}: masqueraded (B22)");
+    pod_keeps_its_address(&lab, vip);
+    assert!(lab.proxy_log().contains("the Node's podCIDRs"), "{}", lab.proxy_log());
+}
+
+/// pod-0 asks `vip` 30 times; whenever pod-1 answers, it saw pod-0's own address (B20).
+fn pod_keeps_its_address(lab: &ProxyLab, vip: SocketAddr) {
     let mut from_pod_1 = 0;
     for _ in 0..30 {
         let a = lab.ask(lab.pod_ns(0), Proto::Tcp, vip).expect("the ClusterIP from a pod");
         if a.name == "pod-1" {
-            assert_eq!(a.peer.ip(), lab.pod_ip(0), "inside the node's podCIDR: the pod's own address (B20)");
+            assert_eq!(a.peer.ip(), lab.pod_ip(0), "the pod's own address (B20): not masqueraded");
             from_pod_1 += 1;
         }
     }
     assert!(from_pod_1 > 0, "pod-1 answered pod-0 at least once in 30");
-    assert!(lab.proxy_log().contains("the Node's podCIDRs"), "{}", lab.proxy_log());
 }
