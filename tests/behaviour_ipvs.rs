@@ -43,3 +43,12 @@ ipvs_test!(cross_node_endpoints_over_host_gw, suite::cross_node_endpoints("ipvs"
 ipvs_test!(b5_b8_nodeport_addresses_and_protocols_on_one_port, suite::nodeport_addresses_and_protocols_on_one_port("ipvs"));
 ipvs_test!(b32_status_shows_what_traffic_confirms, suite::status_shows_what_traffic_confirms("ipvs"));
 ipvs_test!(b20_b22_detect_local_by_bridge_interface, suite::detect_local_by_bridge_interface("ipvs"));
+ipvs_test!(ipvs_strict_arp_sets_the_arp_sysctls, {
+    let mut lab = behaviour::ProxyLab::single_node("ipvs", 1);
+    lab.write("web.yaml", &suite::web(&lab, &[0]));
+    lab.start_proxy(&["--cluster-cidr", behaviour::CLUSTER_CIDR, "--ipvs-strict-arp"]);
+    let read = |name: &str| lab.node_ns().exec("cat", [format!("/proc/sys/net/ipv4/conf/all/{name}")]).expect(name).trim().to_owned();
+    assert_eq!((read("arp_ignore"), read("arp_announce")), ("1".to_owned(), "2".to_owned()));
+    let listing = lab.ipvsadm(&["-Ln"]);
+    assert!(listing.contains("TCP  10.96.0.10:80 rr"), "{listing}");
+});

@@ -123,3 +123,21 @@ fn b20_b22_detect_local_by_bridge_interface() {
 fn b20_b22_detect_local_by_node_cidr() {
     suite::detect_local_by_node_cidr("nftables");
 }
+
+/// `--mode ipvs` on this kernel, which has no IPVS: kube-ferry says so and falls back to
+/// nftables (as kube-proxy falls back), and the services work.
+#[test]
+fn ipvs_without_ipvs_falls_back_to_nftables() {
+    if ferry_netlab::features::ipvs_missing().is_none() {
+        eprintln!("ipvs_without_ipvs_falls_back_to_nftables: NOT RUN: this kernel has IPVS, so there is no fallback to see");
+        return;
+    }
+    let mut lab = behaviour::ProxyLab::single_node("nftables", 1);
+    lab.write("web.yaml", &suite::web(&lab, &[0]));
+    lab.start_proxy_with_flags(&["--mode", "ipvs"], &["--cluster-cidr", behaviour::CLUSTER_CIDR]);
+    let vip = behaviour::sa("10.96.0.10:80");
+    lab.until("the service", || lab.ask(lab.client_ns(), ferry_netlab::Proto::Tcp, vip), Result::is_ok).unwrap();
+    let log = lab.proxy_log();
+    assert!(log.contains("this kernel has no IPVS; falling back to nftables"), "{log}");
+    assert!(lab.nft(&["list", "table", "ip", "kube-ferry"]).contains("10.96.0.10"), "the nftables table is programmed");
+}

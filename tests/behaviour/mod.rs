@@ -111,9 +111,14 @@ impl ProxyLab {
     /// Starts kube-ferry in the node in `mode` instead of the lab's own (for switching
     /// modes, B28), with `extra`.
     pub fn start_proxy_as(&mut self, mode: Mode, extra: &[&str]) {
+        self.start_proxy_with_flags(&mode.run_flags(), extra);
+    }
+
+    /// Starts kube-ferry in the node with `mode_flags` (instead of a [`Mode`]'s) and `extra`.
+    pub fn start_proxy_with_flags(&mut self, mode_flags: &[&str], extra: &[&str]) {
         let node = self.node_name();
         let dir = self.dir.path().to_str().expect("utf-8 path").to_owned();
-        let mut args: Vec<String> = mode.run_flags().iter().map(|s| (*s).to_owned()).collect();
+        let mut args: Vec<String> = mode_flags.iter().map(|s| (*s).to_owned()).collect();
         args.extend([
             "--manifests".into(),
             dir,
