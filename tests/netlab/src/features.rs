@@ -29,7 +29,12 @@ pub fn ipvs_missing() -> Option<String> {
 pub fn ipvs_or_say_why(test: &str) -> bool {
     let Some(reason) = ipvs_missing() else { return true };
     let line = "=".repeat(78);
-    eprintln!("{line}\n{test}: NOT RUN: this kernel has no IPVS ({reason});\nit runs in the VM: bash tests/vm/run-tests.sh (CI does)\n{line}");
+    // Straight to the process's stderr, not through `eprintln!`, which the test harness
+    // captures (and shows only for failing tests): a test that did not run must be seen.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr().lock(),
+        format!("{line}\n{test}: NOT RUN: this kernel has no IPVS ({reason});\nit runs in the VM: bash tests/vm/run-tests.sh (CI does)\n{line}\n").as_bytes(),
+    );
     if std::env::var(REQUIRE_IPVS_ENV).as_deref() == Ok("1") {
         panic!("{test}: {REQUIRE_IPVS_ENV}=1 demands a kernel with IPVS");
     }
